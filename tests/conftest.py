@@ -1,0 +1,25 @@
+"""Shared fixtures: one small synthetic nuScenes set (and its info pkls) per test session."""
+import os
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, int(os.environ.get('TEST_NUM_THREADS', '2'))))
+
+
+@pytest.fixture(scope='session')
+def synthetic_root(tmp_path_factory):
+    """A small synthetic dataset: 2 scenes per city, 6 keyframes each, 400x225 images."""
+    from projects.nexusflow.datasets.synthetic import generate_synthetic_nuscenes
+    root = tmp_path_factory.mktemp('nuscenes-synth')
+    generate_synthetic_nuscenes(str(root), scenes_per_city=2, samples_per_scene=6, seed=0, img_size=(400, 225))
+    return root
+
+
+@pytest.fixture(scope='session')
+def synthetic_infos(synthetic_root):
+    """Info pkls of ``synthetic_root``: ``{'train': path, 'val': path}``."""
+    from projects.nexusflow.datasets.converter import create_nuscenes_infos
+    paths = create_nuscenes_infos(str(synthetic_root), 'v1.0-synth', str(synthetic_root),
+                                  canbus_root=str(synthetic_root))
+    return paths

@@ -1,0 +1,60 @@
+"""Dataset preparation, as mmdet3d users know it.
+
+    # write a synthetic dataset in the nuScenes on-disk format (tables, JPEGs, map expansion, CAN bus)
+    python tools/create_data.py synthetic --out-dir data/nuscenes-synth --scenes-per-city 4 \
+        --samples-per-scene 10 --seed 0 --img-size 400 225
+    # write nuscenes_infos_temporal_{train,val}.pkl for real or synthetic nuScenes
+    python tools/create_data.py nuscenes --root-path data/nuscenes --version v1.0-trainval \
+        --out-dir data/nuscenes [--canbus data/nuscenes]
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+VERSIONS = ('v1.0-trainval', 'v1.0-mini', 'v1.0-test', 'v1.0-synth')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest='dataset', required=True)
+
+    synth = sub.add_parser('synthetic', help='generate a synthetic nuScenes-format dataset')
+    synth.add_argument('--out-dir', required=True, help='data root to write (created if missing)')
+    synth.add_argument('--scenes-per-city', type=int, default=2)
+    synth.add_argument('--samples-per-scene', type=int, default=6)
+    synth.add_argument('--seed', type=int, default=0)
+    synth.add_argument('--img-size', type=int, nargs=2, default=(400, 225), metavar=('W', 'H'))
+    synth.add_argument('--version', default='v1.0-synth')
+    synth.add_argument('--with-infos', action='store_true',
+                       help='also write the info pkls into --out-dir (same as running the nuscenes subcommand)')
+
+    nus = sub.add_parser('nuscenes', help='write temporal info pkls for nuScenes (real or synthetic)')
+    nus.add_argument('--root-path', required=True, help='nuScenes data root (holds <version>/, samples/, maps/)')
+    nus.add_argument('--version', required=True, choices=VERSIONS)
+    nus.add_argument('--out-dir', required=True)
+    nus.add_argument('--canbus', default=None,
+                     help='folder holding the CAN bus expansion (can_bus/); without it can_bus is derived from ego poses')
+    nus.add_argument('--extra-tag', default='nuscenes', help='prefix of the written pkl names')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.dataset == 'synthetic':
+        from projects.nexusflow.datasets.synthetic import generate_synthetic_nuscenes
+        generate_synthetic_nuscenes(args.out_dir, scenes_per_city=args.scenes_per_city,
+                                    samples_per_scene=args.samples_per_scene, seed=args.seed,
+                                    img_size=tuple(args.img_size), version=args.version)
+        if args.with_infos:
+            from projects.nexusflow.datasets.converter import create_nuscenes_infos
+            create_nuscenes_infos(args.out_dir, args.version, args.out_dir, canbus_root=args.out_dir)
+    else:
+        from projects.nexusflow.datasets.converter import create_nuscenes_infos
+        create_nuscenes_infos(args.root_path, args.version, args.out_dir, canbus_root=args.canbus,
+                              info_prefix=args.extra_tag)
+
+
+if __name__ == '__main__':
+    main()
