@@ -1,0 +1,138 @@
+"""``TrackInstances``: the query set of one sample, every field of the same length.
+
+Plays the role of UniAD's ``Instances`` (``track_head_plugin/track_instance.py``, from detectron2): a boolean mask
+or an index tensor selects every field at once. Written anew for this plugin: fields are tensors only, lengths are
+checked on every assignment, ``cat`` checks that the field names agree, and ``pad_stack`` batches the per-sample
+sets for the decoder (``B >= 1`` with different numbers of tracks per sample).
+
+Fields used by the track head (``N`` queries, ``C`` embedding dims, ``K`` classes, ``L`` memory slots):
+
+==================== =============== ==========================================================================
+field                shape / dtype   meaning
+==================== =============== ==========================================================================
+``query``            ``[N, 2C]`` f   ``cat(query_pos, query_feat)``
+``ref_pts``          ``[N, 3]`` f    reference ``(x, y, z)`` in inverse-sigmoid space of the point cloud range
+``obj_ids``          ``[N]`` long    track id ``>= 0``; ``FREE_ID`` (-1) tracks nothing; ``EGO_ID`` (-2) ego query
+``iou``              ``[N]`` f       BEV IoU of the last matched prediction with its GT (training), else 0
+``scores``           ``[N]`` f       max class probability of the last decoder layer, ``[0, 1]`` (no grad)
+``disappear``        ``[N]`` long    consecutive frames below the tracker's filter threshold (inference)
+``pred_logits``      ``[N, K]`` f    last-layer class logits
+``pred_codes``       ``[N, 10]`` f   last-layer box code in metres (see ``box_coder.py``)
+``output_embedding`` ``[N, C]`` f    last-layer decoder state (after the memory bank once it ran)
+``mem_bank``         ``[N, L, C]`` f past embeddings, oldest first
+``mem_padding_mask`` ``[N, L]`` bool ``True`` where a memory slot is empty
+``save_period``      ``[N]`` long    frames until the memory bank saves this query again (inference)
+==================== =============== ==========================================================================
+"""
+from typing import List, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+FREE_ID = -1
+EGO_ID = -2
+
+Index = Union[Tensor, slice, int]
+
+
+class TrackInstances:
+    """A set of ``N`` queries whose fields are tensors of first dimension ``N``.
+
+    Example:
+        >>> tracks = TrackInstances(obj_ids=torch.tensor([3, -1, 5]), scores=torch.tensor([.9, .1, .6]))
+        >>> live = tracks[tracks.obj_ids >= 0]          # every field indexed at once
+        >>> len(live), live.obj_ids.tolist()
+        (2, [3, 5])
+    """
+
+    def __init__(self, **fields: Tensor) -> None:
+        object.__setattr__(self, '_fields', {})
+        for name, value in fields.items():
+            self.set(name, value)
+
+    def __len__(self) -> int:
+        for value in self._fields.values():
+            return value.shape[0]
+        return 0
+
+    def __repr__(self) -> str:
+        shapes = ', '.join(f'{k}={tuple(v.shape)}' for k, v in self._fields.items())
+        return f'TrackInstances(num={len(self)}, {shapes})'
+
+    @property
+    def fields(self) -> Tuple[str, ...]:
+        """Names of the fields, in the order they were first set."""
+        return tuple(self._fields)
+
+    def has(self, name: str) -> bool:
+        """Whether the field ``name`` exists."""
+        return name in self._fields
+
+    def set(self, name: str, value: Tensor) -> None:
+        """Set field ``name``; ``value`` must be a tensor whose first dimension equals ``len(self)``."""
+        if not isinstance(value, Tensor):
+            raise TypeError(f'TrackInstances field {name!r} must be a Tensor, got {type(value).__name__}')
+        if value.dim() == 0:
+            raise ValueError(f'TrackInstances field {name!r} must have a first (instance) dimension, got a scalar')
+        others = [v.shape[0] for k, v in self._fields.items() if k != name]
+        if others and value.shape[0] != others[0]:
+            raise ValueError(f'TrackInstances field {name!r} has {value.shape[0]} rows, expected {others[0]} '
+                             f'(the length of the other fields)')
+        self._fields[name] = value
+
+    def __getattr__(self, name: str) -> Tensor:
+        fields = object.__getattribute__(self, '_fields')
+        if name not in fields:
+            raise AttributeError(f'TrackInstances has no field {name!r}; fields are {list(fields)}')
+        return fields[name]
+
+    def __setattr__(self, name: str, value: Tensor) -> None:
+        self.set(name, value)
+
+    def __getitem__(self, index: Index) -> 'TrackInstances':
+        """Select rows of every field: a bool mask ``[N]``, a long index tensor, a slice or an int (kept 1-D)."""
+        if isinstance(index, int):
+            index = slice(index, index + 1) if index != -1 else slice(-1, None)
+        elif isinstance(index, Tensor) and index.dtype == torch.bool and index.shape != (len(self), ):
+            raise ValueError(f'boolean index must have shape ({len(self)},), got {tuple(index.shape)}')
+        elif not isinstance(index, (Tensor, slice)):
+            raise TypeError(f'TrackInstances index must be a Tensor, slice or int, got {type(index).__name__}')
+        return TrackInstances(**{k: v[index] for k, v in self._fields.items()})
+
+    def to(self, device: Union[str, torch.device]) -> 'TrackInstances':
+        """A copy with every field on ``device``."""
+        return TrackInstances(**{k: v.to(device) for k, v in self._fields.items()})
+
+    @staticmethod
+    def cat(instances: Sequence['TrackInstances']) -> 'TrackInstances':
+        """Concatenate sets with the same field names along the instance dimension."""
+        if not instances:
+            raise ValueError('TrackInstances.cat needs at least one set')
+        names = instances[0].fields
+        for other in instances[1:]:
+            if set(other.fields) != set(names):
+                raise KeyError(f'TrackInstances.cat: field names differ: {sorted(names)} vs {sorted(other.fields)}')
+        return TrackInstances(**{k: torch.cat([inst._fields[k] for inst in instances]) for k in names})
+
+
+def pad_stack(instances: Sequence[TrackInstances], name: str) -> Tensor:
+    """Stack field ``name`` of ``B`` sets into ``[B, N_max, ...]``, zero-padded at the end of each sample."""
+    values = [getattr(inst, name) for inst in instances]
+    num_max = max(v.shape[0] for v in values)
+    out = values[0].new_zeros((len(values), num_max) + tuple(values[0].shape[1:]))
+    for b, value in enumerate(values):
+        out[b, :value.shape[0]] = value
+    return out
+
+
+def padding_mask(instances: Sequence[TrackInstances]) -> Tensor:
+    """``[B, N_max]`` bool, ``True`` at the padded rows that ``pad_stack`` appends."""
+    lengths = torch.tensor([len(inst) for inst in instances])
+    num_max = int(lengths.max())
+    device = next(iter(instances[0]._fields.values())).device
+    return (torch.arange(num_max)[None] >= lengths[:, None]).to(device)
+
+
+def unpad(batched: Tensor, lengths: List[int]) -> List[Tensor]:
+    """Split a padded ``[B, N_max, ...]`` tensor into ``B`` tensors ``[N_b, ...]`` of their real lengths."""
+    return [batched[b, :n] for b, n in enumerate(lengths)]
