@@ -1,0 +1,14 @@
+"""Evaluation: the nuScenes tracking metric (devkit TrackingEval, overall and per city) and the map IoU metric."""
+from .checkpoint_check import CheckpointMismatchError, check_checkpoint
+from .map_iou_metric import MAP_CLASSES, MAP_IOU_NAMES, MapIoUMetric, map_iou_counts, semantic_gt_masks
+from .tracking_eval import (TRACKING_SUMMARY_METRICS, SubsetTrackingEval, evaluate_tracking_results,
+                            load_tracking_config, split_sample_tokens)
+from .tracking_format import lidar_boxes_to_global, sample_tracking_boxes
+from .tracking_metric import NuScenesTrackingMetric, resolve_eval_set
+
+__all__ = [
+    'NuScenesTrackingMetric', 'MapIoUMetric', 'SubsetTrackingEval', 'evaluate_tracking_results',
+    'load_tracking_config', 'split_sample_tokens', 'resolve_eval_set', 'lidar_boxes_to_global',
+    'sample_tracking_boxes', 'map_iou_counts', 'semantic_gt_masks', 'check_checkpoint', 'CheckpointMismatchError',
+    'TRACKING_SUMMARY_METRICS', 'MAP_CLASSES', 'MAP_IOU_NAMES'
+]

@@ -1,0 +1,41 @@
+"""Helpers shared by the metrics: order-independent handling of gathered per-sample results.
+
+mmengine's ``collect_results`` returns the per-rank result lists interleaved (``zip_longest`` over the ranks) and
+truncated to the dataset size, so the order of the gathered list depends on the number of processes and on the
+sampler. The metrics key every result by its sample token and sort by it before evaluating, which makes the
+figures independent of that order.
+"""
+import logging
+from typing import Any, Dict, List, Mapping, Sequence
+
+from mmengine.logging import print_log
+
+__all__ = ['unique_by_token', 'get_meta']
+
+
+def unique_by_token(results: Sequence[Dict[str, Any]], metric_name: str) -> List[Dict[str, Any]]:
+    """Results sorted by ``'token'``, one per sample token (the first occurrence wins; duplicates are logged).
+
+    Args:
+        results: gathered per-sample records, each with a ``'token'`` (nuScenes sample token, str).
+        metric_name: name used in the warning about duplicates.
+
+    Returns:
+        list of records sorted by token, without duplicate tokens.
+    """
+    by_token: Dict[str, Dict[str, Any]] = {}
+    for record in results:
+        by_token.setdefault(record['token'], record)
+    if len(by_token) != len(results):
+        print_log(f'{metric_name}: {len(results) - len(by_token)} results repeat a sample token (a padding '
+                  f'sampler?); the first result of each sample is kept. Use SceneAwareSampler for testing.',
+                  logger='current', level=logging.WARNING)
+    return [by_token[token] for token in sorted(by_token)]
+
+
+def get_meta(sample: Mapping[str, Any], key: str, metric_name: str) -> Any:
+    """``sample[key]`` for a data-sample dict, or a ``KeyError`` that names the missing meta key."""
+    if key not in sample:
+        raise KeyError(f'{metric_name}: the data sample lacks {key!r} (has {sorted(sample)}); the test pipeline '
+                       f'must pack it into the metainfo (see the data-sample contract in projects/nexusflow/README.md)')
+    return sample[key]
