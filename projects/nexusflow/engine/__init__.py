@@ -1,0 +1,4 @@
+"""Training-loop parts of the plugin: hooks and helpers (phase-2 freezing)."""
+from .freeze_hook import FreezeModulesHook, freeze_modules
+
+__all__ = ['FreezeModulesHook', 'freeze_modules']
