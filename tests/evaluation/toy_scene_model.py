@@ -1,17 +1,12 @@
-"""A toy scene dataset and a toy temporal model for the sampler / metric / tools tests.
+"""Scene layouts and a stand-in temporal map predictor for the sampler / metric tests.
 
-The model's map prediction degrades with the number of frames it has seen since its last scene reset, like a
-temporal model whose state matters, so that splitting a scene between processes changes the metrics. Both are
-registered in the mmdet3d registries so that a config run by ``tools/test.py`` (in a subprocess, with this folder
-on PYTHONPATH) can build them.
+The predictor's map degrades with the number of frames it has seen since its last scene reset, like a temporal
+model whose state matters, so that splitting a scene between processes changes the metrics. (The real model's
+2-process runs are in tests/test_distributed.py.)
 """
 import torch
-from mmengine.model import BaseModel
 from mmengine.structures import InstanceData
-from torch import nn
-from torch.utils.data import Dataset
 
-from mmdet3d.registry import DATASETS, MODELS
 from mmdet3d.structures import Det3DDataSample
 
 SCENE_SIZES = (6, 4, 9, 1, 5, 6, 2)
@@ -54,41 +49,3 @@ def toy_sample(info, pred=None):
     if pred is not None:
         sample['pred_map'] = dict(masks=pred)
     return sample
-
-
-@DATASETS.register_module()
-class ToySceneDataset(Dataset):
-    """Single-frame test items of a few scenes; ``get_data_info(i)`` gives token / scene_token / frame_idx."""
-
-    def __init__(self, scene_sizes=SCENE_SIZES):
-        self.infos = scene_infos(scene_sizes)
-        self.metainfo = dict(classes=('car', ))
-
-    def __len__(self):
-        return len(self.infos)
-
-    def get_data_info(self, index):
-        return dict(self.infos[index])
-
-    def __getitem__(self, index):
-        labels, masks = toy_map_gt()
-        data_sample = Det3DDataSample(metainfo=self.get_data_info(index))
-        data_sample.gt_map_instances = InstanceData(labels=labels, masks=masks)
-        return dict(inputs=dict(x=torch.zeros(1)), data_samples=data_sample)
-
-
-@MODELS.register_module()
-class ToyTemporalModel(BaseModel):
-    """Test-only model: attaches ``pred_map`` from a ``TemporalMapPredictor``; one linear layer for checkpoints."""
-
-    def __init__(self):
-        super().__init__()
-        self.linear = nn.Linear(4, 4)
-        self.predictor = TemporalMapPredictor()
-
-    def forward(self, inputs, data_samples, mode='predict'):
-        if mode != 'predict':
-            raise NotImplementedError(f'ToyTemporalModel only predicts, got mode={mode!r}')
-        for data_sample in data_samples:
-            data_sample.pred_map = dict(masks=self.predictor(data_sample.scene_token))
-        return data_samples

@@ -14,15 +14,6 @@ LOSS_KEYS = {'loss_cls', 'loss_bbox', 'loss_iou', 'd0.loss_cls', 'd0.loss_bbox',
              'd0.loss_cls_stuff_f', 'd1.loss_cls_stuff_f'}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tensors are tiny: a second intra-op thread only adds contention on a shared 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def build_head(bev_hw=(H, W), seed=0, **overrides):
     cfg = dict(type='UniADMapHead', bev_h=bev_hw[0], bev_w=bev_hw[1], embed_dims=C, num_query=20,
                transformer=dict(num_encoder_layers=1, num_decoder_layers=2, num_heads=4, num_points=4,

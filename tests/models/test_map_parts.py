@@ -8,18 +8,10 @@ from mmengine.structures import InstanceData
 
 from mmdet3d.registry import TASK_UTILS
 from mmdet3d.structures import Det3DDataSample
-from projects.nexusflow.models.uniad.map import (MapCriterion, MapEncoder, MSDeformAttn, bev_reference_points,
+from projects.nexusflow.models.layers import MSDeformAttn
+from projects.nexusflow.models.uniad.map import (MapCriterion, MapEncoder, bev_reference_points,
                                                  mask_quality, panoptic_postprocess, refine_boxes, sample_targets)
 from projects.nexusflow.models.uniad.map.losses import DEFAULT_FILTER_ASSIGNER, DEFAULT_MASK_ASSIGNER
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tensors are tiny: a second intra-op thread only adds contention on a shared 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def identity_attention(num_points=1, offset=(0.5, 0.0)):

@@ -4,11 +4,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from mmdet.models.layers.transformer import inverse_sigmoid
 
+from projects.nexusflow.datasets.frames import relative_pose
 from projects.nexusflow.models.uniad.track import (EGO_ID, FREE_ID, ClipMatcher, QueryInteractionModule,
                                                    RuntimeTracker, TrackBoxCoder, TrackInstances, TrackMemoryBank,
-                                                   ego_box_in_lidar, ego_velocity_in_lidar, inverse_sigmoid,
-                                                   propagate_reference_points, relative_transform)
+                                                   ego_box_in_lidar, ego_velocity_in_lidar,
+                                                   propagate_reference_points)
 from projects.nexusflow.models.uniad.track.instances import pad_stack, padding_mask
 
 PCR = (-10.0, -10.0, -3.0, 10.0, 10.0, 3.0)
@@ -65,7 +67,7 @@ def test_velocity_propagation_hand_computed():
     left, so the point is at R(-90) (1.5, 2) = (2, -1.5) in the new frame."""
     coder = TrackBoxCoder(PCR)
     ref = inverse_sigmoid(coder.to_unit(torch.tensor([[2.0, 3.0, 0.0]])))
-    prev2cur = relative_transform(torch.eye(4, dtype=torch.float64), torch.as_tensor(_pose(1.0, 0.0, math.pi / 2)))
+    prev2cur = relative_pose(torch.eye(4, dtype=torch.float64), torch.as_tensor(_pose(1.0, 0.0, math.pi / 2)))
     moved = propagate_reference_points(ref, torch.tensor([[1.0, -2.0]]), prev2cur, 0.5, coder)
     assert torch.allclose(coder.to_metric(moved.sigmoid()), torch.tensor([[2.0, -1.5, 0.0]]), atol=1e-4)
 

@@ -3,10 +3,12 @@ import pytest
 import torch
 from torch import nn
 
-import projects.nexusflow.models.nexusflow.deformable_aggregator as deform_module
+import projects.nexusflow.models.layers.deformable_attention as deform_module
 from mmdet3d.registry import MODELS
-from projects.nexusflow.models.nexusflow import (DeformableAggregator, MLPAggregator, QuerySetAggregator,
-                                                 SingleLevelDeformableAttention, TapOutput, build_tap_adapter)
+from projects.nexusflow.models.layers import MSDeformAttn
+from projects.nexusflow.models.nexusflow import (DeformableAggregator, MLPAggregator, QuerySetAggregator, TapOutput,
+                                                 build_tap_adapter)
+from projects.nexusflow.models.ops import single_level_shapes
 
 C, D = 8, 12
 
@@ -38,18 +40,21 @@ def test_mlp_aggregator_depth_and_masked_mean(depth):
 
 
 def test_deformable_attention_samples_the_reference_cell_exactly():
+    """The aggregator's attention (a 5-channel tap read by 8-channel queries) samples its reference cell."""
     torch.manual_seed(0)
-    attn = SingleLevelDeformableAttention(C, embed_dims=C, num_heads=2, num_points=1)
+    attn = MSDeformAttn(embed_dims=C, num_heads=2, num_levels=1, num_points=1, value_dims=5)
+    attn.init_weights()
     nn.init.zeros_(attn.sampling_offsets.bias)  # sample exactly at the reference point
     height, width = 3, 4
-    value = torch.randn(1, height * width, C)
+    shapes, start = single_level_shapes(height, width)
+    value = torch.randn(1, height * width, 5)
     cell = (2, 1)  # row i, column j
-    ref = torch.tensor([[[(cell[1] + 0.5) / width, (cell[0] + 0.5) / height]]])
-    out = attn(torch.randn(1, 1, C), ref, value, (height, width))
+    ref = torch.tensor([[[[(cell[1] + 0.5) / width, (cell[0] + 0.5) / height]]]])  # [B, Nq, levels, 2]
+    out = attn(torch.randn(1, 1, C), value, ref, shapes, start)
     expected = attn.output_proj(attn.value_proj(value[0, cell[0] * width + cell[1]]))
     assert torch.allclose(out[0, 0], expected, atol=1e-5)
     half_way = ref + torch.tensor([0.5 / width, 0.0])  # between columns 1 and 2: bilinear mean
-    out = attn(torch.randn(1, 1, C), half_way, value, (height, width))
+    out = attn(torch.randn(1, 1, C), value, half_way, shapes, start)
     mean_value = value[0, [cell[0] * width + 1, cell[0] * width + 2]].mean(0)
     assert torch.allclose(out[0, 0], attn.output_proj(attn.value_proj(mean_value)), atol=1e-5)
 

@@ -76,15 +76,6 @@ def frames(batch_size=B, seed=0):
     return torch.randn(batch_size, 2, BEV_H * BEV_W, 3, generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny matrices: intra-op threads only add barrier waits (15x slower on a loaded 2-core machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize('batch_size', [1, 2])
 def test_three_tasks_end_to_end(batch_size):
     torch.manual_seed(0)
@@ -224,7 +215,7 @@ def evaluate(plugin, host, data):
                 r2=min(probe_r2(z['map'], data.code), probe_r2(z['track'], data.code)))
 
 
-def test_training_aligns_two_cities(one_thread):
+def test_training_aligns_two_cities():
     """Map labels in city 0, track labels in city 1: the MMD of the paper is between those two latent sets."""
     data, host = TwoCityData(), FeatureHost()
     tasks = tasks_cfg()
@@ -247,7 +238,7 @@ def test_training_aligns_two_cities(one_thread):
     assert after['r2'] > 0.7, f'latents must keep the scene content, got R^2 {after["r2"]:.2f}'
 
 
-def test_mmd_on_known_distributions(one_thread):
+def test_mmd_on_known_distributions():
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(200, 4, generator=gen), torch.randn(200, 4, generator=gen)
     same = mmd(x, y)

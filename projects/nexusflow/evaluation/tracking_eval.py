@@ -26,6 +26,8 @@ from nuscenes.eval.tracking.loaders import create_tracks
 from nuscenes.eval.tracking.utils import category_to_tracking_name
 from nuscenes.utils.splits import get_scenes_of_split, is_predefined_split
 
+from ..datasets.geo_split import city_of
+
 __all__ = ['SubsetTrackingEval', 'evaluate_tracking_results', 'load_tracking_config', 'split_sample_tokens',
            'city_of', 'TRACKING_SUMMARY_METRICS']
 
@@ -34,11 +36,6 @@ TRACKING_SUMMARY_METRICS = ('amota', 'amotp', 'recall', 'motar', 'gt', 'mota', '
                             'fp', 'fn', 'ids', 'frag', 'tid', 'lgd')
 _VERSION_SUFFIX = {'train': 'trainval', 'val': 'trainval', 'train_detect': 'trainval', 'train_track': 'trainval',
                    'mini_train': 'mini', 'mini_val': 'mini', 'test': 'test'}
-
-
-def city_of(location: str) -> str:
-    """City of a nuScenes log location: ``'boston-seaport' -> 'boston'``, ``'singapore-onenorth' -> 'singapore'``."""
-    return location.split('-')[0]
 
 
 def load_tracking_config(eval_config: str):

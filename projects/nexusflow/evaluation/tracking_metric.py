@@ -14,6 +14,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 
 from mmdet3d.registry import METRICS
+from ..datasets.frames import lidar2global_of
 from .result_utils import get_meta, unique_by_token
 from .tracking_eval import evaluate_tracking_results, load_tracking_config
 from .tracking_format import TRACKING_RESULT_META, sample_tracking_boxes
@@ -77,11 +78,9 @@ def tracking_record(sample: Dict[str, Any]) -> Dict[str, Any]:
     if boxes.ndim != 2 or boxes.shape[1] != 9:
         raise ValueError(f'{name}: bboxes_3d must be [M, 9] (x, y, z, l, w, h, yaw, vx, vy), got shape '
                          f'{boxes.shape}; build LiDARInstance3DBoxes with box_dim=9')
-    ego2global = np.asarray(get_meta(sample, 'ego2global', name), dtype=np.float64)
-    lidar2ego = np.asarray(get_meta(sample, 'lidar2ego', name), dtype=np.float64)
     return dict(token=str(get_meta(sample, 'token', name)), boxes=boxes,
                 scores=_to_numpy(pred['scores_3d'], np.float64), labels=_to_numpy(pred['labels_3d'], np.int64),
-                ids=_to_numpy(pred['instance_ids'], np.int64), lidar2global=ego2global @ lidar2ego)
+                ids=_to_numpy(pred['instance_ids'], np.int64), lidar2global=lidar2global_of(sample))
 
 
 def _to_numpy(values, dtype) -> np.ndarray:

@@ -1,10 +1,10 @@
 """Map GT of one frame, rasterised from the nuScenes map expansion on the LiDAR-frame BEV canvas."""
 from typing import Optional, Sequence, Tuple
 
-import numpy as np
 from mmcv.transforms import BaseTransform
 
 from mmdet3d.registry import TRANSFORMS
+from ..frames import lidar2global_of
 from ..map_rasterizer import MapRasterizer
 
 
@@ -34,8 +34,7 @@ class LoadMapAnnotations(BaseTransform):
     def transform(self, results: dict) -> dict:
         if results.get('has_map_gt', True):
             map_root = self.map_root if self.map_root is not None else results['data_root']
-            lidar2global = np.asarray(results['ego2global'], dtype=np.float64) @ np.asarray(results['lidar2ego'])
-            gt = self.rasterizer(map_root, results['location'], lidar2global)
+            gt = self.rasterizer(map_root, results['location'], lidar2global_of(results))
         else:
             gt = self.rasterizer.empty()
         results.update(gt_map_labels=gt['labels'], gt_map_bboxes=gt['bboxes'], gt_map_masks=gt['masks'])

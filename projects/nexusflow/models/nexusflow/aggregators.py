@@ -24,7 +24,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
-from .coupling import build_mlp
+from ..layers import build_mlp, check_attention_heads
 from .tap_adapters import TapOutput
 
 POOL_MODES = ('flatten', 'mean')
@@ -171,8 +171,7 @@ class GaussianPriorAttention(BaseModule):
 
     def __init__(self, key_dims: int, embed_dims: int, num_heads: int = 8, sigma: float = 0.25) -> None:
         super().__init__()
-        if embed_dims % num_heads:
-            raise ValueError(f'embed_dims must be divisible by num_heads, got {embed_dims} and {num_heads}')
+        check_attention_heads(embed_dims, num_heads)
         if sigma <= 0:
             raise ValueError(f'sigma must be > 0, got {sigma}')
         self.num_heads = num_heads

@@ -20,35 +20,9 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
+from ..layers import build_mlp
 
 OUTPUT_MODES = ('full', 'half')
-
-
-def build_mlp(in_dim: int, hidden_dims: Sequence[int], out_dim: int, act_cfg: dict,
-              zero_last: bool = False) -> nn.Sequential:
-    """``Linear -> act -> ... -> Linear`` with ``len(hidden_dims) + 1`` linear layers.
-
-    Args:
-        in_dim (int): input width.
-        hidden_dims (Sequence[int]): widths of the hidden layers (may be empty: a single linear layer).
-        out_dim (int): output width.
-        act_cfg (dict): mmcv activation config placed after every hidden linear layer.
-        zero_last (bool): zero the weight and bias of the last linear layer (the MLP then outputs zeros).
-
-    Returns:
-        nn.Sequential: the MLP, ``[*, in_dim] -> [*, out_dim]``.
-    """
-    layers: List[nn.Module] = []
-    width = in_dim
-    for hidden in hidden_dims:
-        layers += [nn.Linear(width, int(hidden)), build_activation_layer(act_cfg)]
-        width = int(hidden)
-    last = nn.Linear(width, out_dim)
-    if zero_last:
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
-    layers.append(last)
-    return nn.Sequential(*layers)
 
 
 def coupling_partitions(dim: int, num_layers: int, seed: int) -> List[Tuple[Tensor, Tensor]]:

@@ -102,3 +102,14 @@ def level_start_index_of(spatial_shapes):
     """``[num_levels]`` start offsets of the flattened levels described by ``spatial_shapes`` ``[num_levels, 2]``."""
     sizes = spatial_shapes[:, 0] * spatial_shapes[:, 1]
     return torch.cat((sizes.new_zeros(1), sizes.cumsum(0)[:-1]))
+
+
+def single_level_shapes(height, width, device=None):
+    """``spatial_shapes`` and ``level_start_index`` of one ``height x width`` level (a BEV grid, one feature map).
+
+    Returns:
+        tuple[LongTensor, LongTensor]: ``[[height, width]]`` (shape ``[1, 2]``) and ``[0]`` (shape ``[1]``) on
+        ``device``.
+    """
+    spatial_shapes = torch.tensor([[height, width]], dtype=torch.long, device=device)
+    return spatial_shapes, level_start_index_of(spatial_shapes)

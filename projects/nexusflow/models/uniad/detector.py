@@ -12,7 +12,9 @@ import torch
 from mmengine.model import BaseModel, ModuleList
 
 from mmdet3d.registry import MODELS
-from .temporal_state import TemporalState, lidar2global_of, relative_pose
+from ...datasets.frames import lidar2global_of, relative_pose
+from ...engine.freeze_hook import freeze_modules
+from .temporal_state import TemporalState
 
 HISTORY_MODES = ('reuse', 'recompute')
 
@@ -47,14 +49,20 @@ class UniADTrackMap(BaseModel):
         task_loss_weights (dict): multiplies every loss of a task, e.g. ``dict(track=1.0, map=1.0)``.
         grid_mask (dict, optional): ``GridMask`` config applied to the training images.
         nan_check (bool): raise ``FloatingPointError`` naming the loss when any loss is NaN or infinite.
+        frozen_modules (Sequence[str]): dotted module prefixes frozen at build time (``requires_grad=False``), e.g.
+            ``['img_backbone', 'img_neck', 'bev_encoder']`` for phase-2 fine-tuning. Freezing here, before the
+            Runner wraps the model in DDP, is what keeps DDP working without ``find_unused_parameters``; pair it
+            with ``FreezeModulesHook`` to keep the frozen norm layers in eval mode.
         data_preprocessor (dict, optional): ``TrackMapDataPreprocessor`` config.
     """
 
     def __init__(self, img_backbone: dict, img_neck: dict, bev_encoder: dict, track_head: Optional[dict] = None,
                  map_head: Optional[dict] = None, plugins: Optional[Sequence[dict]] = None,
                  history_bev: str = 'reuse', task_loss_weights: Optional[Dict[str, float]] = None,
-                 grid_mask: Optional[dict] = None, nan_check: bool = True, data_preprocessor: Optional[dict] = None,
-                 init_cfg=None):
+                 grid_mask: Optional[dict] = None, nan_check: bool = True, frozen_modules: Sequence[str] = (),
+                 data_preprocessor: Optional[dict] = None, init_cfg=None):
+        if isinstance(data_preprocessor, dict):  # build from the mmdet3d registry, whatever the default scope
+            data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if history_bev not in HISTORY_MODES:
             raise ValueError(f'history_bev must be one of {HISTORY_MODES}, got {history_bev!r}')
@@ -72,6 +80,7 @@ class UniADTrackMap(BaseModel):
         self.plugins = ModuleList([MODELS.build(cfg) for cfg in plugins or []])
         for plugin in self.plugins:
             plugin.attach(self)
+        freeze_modules(self, frozen_modules)
         self.test_state = TemporalState()
 
     # ------------------------------------------------------------------ features
@@ -115,6 +124,11 @@ class UniADTrackMap(BaseModel):
             else:
                 prev = self._history_bev(imgs[:, :f], metas[:f], prev2cur[:f]) if f else None
             bevs.append(self.frame_bev(imgs[:, f], metas[f], prev, prev2cur[f]))
+            if self.nan_check and not torch.isfinite(bevs[-1]).all():
+                raise FloatingPointError(
+                    f'the BEV of frame {f} holds NaN/inf (input images finite: {bool(torch.isfinite(imgs).all())}): '
+                    'training diverged or the inputs are corrupt. Lower the learning rate, keep gradient clipping '
+                    'on, check the data, or set model.nan_check=False to let it pass.')
         return bevs
 
     @torch.no_grad()

@@ -5,17 +5,7 @@ from typing import Any, List, Optional
 import numpy as np
 import torch
 
-
-def lidar2global_of(meta: dict) -> np.ndarray:
-    """``[4, 4]`` float64 LiDAR -> global transform of a frame: ``ego2global @ lidar2ego``."""
-    return np.asarray(meta['ego2global'], dtype=np.float64) @ np.asarray(meta['lidar2ego'], dtype=np.float64)
-
-
-def relative_pose(prev_lidar2global: Optional[np.ndarray], cur_lidar2global: np.ndarray) -> np.ndarray:
-    """``[4, 4]`` transform of points from the previous LiDAR frame into the current one (zeros if no previous)."""
-    if prev_lidar2global is None:
-        return np.zeros((4, 4))
-    return np.linalg.inv(cur_lidar2global) @ prev_lidar2global
+from ...datasets.frames import lidar2global_of, stack_relative_poses
 
 
 @dataclass
@@ -46,6 +36,6 @@ class TemporalState:
 
     def prev2cur(self, metas: List[dict], new_scene: List[bool]) -> torch.Tensor:
         """``[B, 4, 4]`` float32 previous -> current LiDAR transforms; all zeros for streams without history."""
-        mats = [relative_pose(None if new or b >= len(self.lidar2global) else self.lidar2global[b],
-                              lidar2global_of(meta)) for b, (meta, new) in enumerate(zip(metas, new_scene))]
-        return torch.from_numpy(np.stack(mats)).float()
+        prev = [None if new or b >= len(self.lidar2global) else self.lidar2global[b]
+                for b, new in enumerate(new_scene)]
+        return stack_relative_poses(prev, [lidar2global_of(meta) for meta in metas])

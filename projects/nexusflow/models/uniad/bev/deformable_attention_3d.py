@@ -11,8 +11,8 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
+from ...layers import check_attention_heads, init_deformable_projections, xavier_linear_
 from ...ops import multi_scale_deformable_attn
-from .init_utils import init_deformable_projections, xavier_linear_
 
 
 @MODELS.register_module()
@@ -35,8 +35,7 @@ class MSDeformableAttention3D(BaseModule):
                  num_anchors: int = 4, im2col_step: int = 64, use_cuda_kernel: bool = True,
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        if embed_dims % num_heads != 0:
-            raise ValueError(f'embed_dims must be divisible by num_heads, got {embed_dims} and {num_heads}')
+        check_attention_heads(embed_dims, num_heads)
         if num_anchors < 1 or num_points % num_anchors != 0:
             raise ValueError(f'num_points ({num_points}) must be a multiple of the pillar heights ({num_anchors}); '
                              'it counts the sampling points of all heights together, as in BEVFormer')

@@ -16,11 +16,11 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from mmdet3d.registry import MODELS
-from ...ops import level_start_index_of
+from ...layers import xavier_linear_
+from ...ops import level_start_index_of, single_level_shapes
 from .encoder_layer import BEVFormerLayer
 from .geometry import (bev_cell_centres, bev_xy_to_unit, check_pc_range, pillar_points, prev_bev_reference_points,
                        project_to_cameras, relative_yaw)
-from .init_utils import xavier_linear_
 from .metas import image_sizes, input_sizes, stack_can_bus, stack_lidar2img
 from .spatial_cross_attention import CameraContext, rebatch_camera_hits
 from .temporal_self_attention import TemporalContext, sample_bev
@@ -220,7 +220,7 @@ class BEVFormerEncoder(BaseModule):
     def _temporal_context(self, prev_bev, prev2cur, has_history, geo_dtype) -> TemporalContext:
         """TSA reference points of both queues and the previous BEV aligned to the current frame."""
         device, batch = has_history.device, has_history.shape[0]
-        spatial_shapes = torch.tensor([[self.bev_h, self.bev_w]], dtype=torch.long, device=device)
+        spatial_shapes, _ = single_level_shapes(self.bev_h, self.bev_w, device=device)
         centres = bev_cell_centres(self.bev_h, self.bev_w, self.pc_range, device, geo_dtype)
         current = bev_xy_to_unit(centres, self.pc_range)[None].expand(batch, -1, -1)  # [B, HW, 2]
         if not bool(has_history.any()):

@@ -11,7 +11,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
-from .init_utils import xavier_linear_
+from ...layers import xavier_linear_
 from .spatial_cross_attention import CameraContext, SpatialCrossAttention
 from .temporal_self_attention import TemporalContext, TemporalSelfAttention
 

@@ -14,8 +14,8 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
+from ...layers import xavier_linear_
 from .deformable_attention_3d import MSDeformableAttention3D
-from .init_utils import xavier_linear_
 
 
 class CameraHits(NamedTuple):

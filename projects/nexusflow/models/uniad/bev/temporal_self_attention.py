@@ -21,8 +21,8 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
+from ...layers import check_attention_heads, init_deformable_projections, xavier_linear_
 from ...ops import level_start_index_of, multi_scale_deformable_attn
-from .init_utils import init_deformable_projections, xavier_linear_
 
 
 class TemporalContext(NamedTuple):
@@ -83,8 +83,7 @@ class TemporalSelfAttention(BaseModule):
     def __init__(self, embed_dims: int = 256, num_heads: int = 8, num_points: int = 4, dropout: float = 0.1,
                  im2col_step: int = 64, use_cuda_kernel: bool = True, init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
-        if embed_dims % num_heads != 0:
-            raise ValueError(f'embed_dims must be divisible by num_heads, got {embed_dims} and {num_heads}')
+        check_attention_heads(embed_dims, num_heads)
         self.embed_dims = embed_dims
         self.num_heads = num_heads
         self.num_points = num_points

@@ -1,7 +1,6 @@
 """UniAD stage-1 map head (MapFormer, Panoptic-SegFormer style) over one BEV level."""
 from .assigners import FilterHungarianAssigner
 from .decoder import MapDecoder, MapDecoderLayer, refine_boxes
-from .deformable_attention import MSDeformAttn
 from .encoder import MapEncoder, MapEncoderLayer, bev_reference_points
 from .losses import MapCriterion
 from .map_head import UniADMapHead
@@ -12,7 +11,7 @@ from .transformer import MapTransformer
 
 __all__ = [
     'UniADMapHead', 'MapTransformer', 'MapEncoder', 'MapEncoderLayer', 'MapDecoder', 'MapDecoderLayer',
-    'MSDeformAttn', 'MapMaskDecoder', 'MaskAttention', 'MaskDecoderBlock', 'FilterHungarianAssigner',
+    'MapMaskDecoder', 'MaskAttention', 'MaskDecoderBlock', 'FilterHungarianAssigner',
     'MapCriterion', 'MapTargets', 'batch_targets', 'sample_targets', 'panoptic_postprocess', 'paste_things',
     'paste_stuff', 'mask_quality', 'refine_boxes', 'bev_reference_points'
 ]

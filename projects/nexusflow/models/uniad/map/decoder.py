@@ -15,8 +15,8 @@ from mmengine.model import BaseModule, constant_init
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
-from ...ops import level_start_index_of
-from .deformable_attention import MSDeformAttn
+from ...layers import MSDeformAttn, build_mlp
+from ...ops import single_level_shapes
 
 
 class MapDecoderLayer(BaseModule):
@@ -91,14 +91,8 @@ class MapDecoder(BaseModule):
         self.layers = nn.ModuleList([
             MapDecoderLayer(embed_dims, num_heads, num_points, ffn_dims, dropout, use_cuda_kernel)
             for _ in range(num_layers)])
-        self.reg_branches = nn.ModuleList([self._reg_branch(embed_dims, num_reg_fcs) for _ in range(num_layers)])
-
-    @staticmethod
-    def _reg_branch(embed_dims: int, num_reg_fcs: int) -> nn.Sequential:
-        layers = []
-        for _ in range(num_reg_fcs):
-            layers += [nn.Linear(embed_dims, embed_dims), nn.ReLU()]
-        return nn.Sequential(*layers, nn.Linear(embed_dims, 4))
+        self.reg_branches = nn.ModuleList([build_mlp(embed_dims, [embed_dims] * num_reg_fcs, 4, dict(type='ReLU'))
+                                           for _ in range(num_layers)])
 
     def init_regression(self) -> None:
         """UniAD's head init: zero output layers; the first layer starts from small boxes (``w, h`` logit -2)."""
@@ -122,8 +116,7 @@ class MapDecoder(BaseModule):
             tuple[Tensor, Tensor]: ``states`` ``[L, B, Nq, C]`` (output of every layer) and ``boxes``
             ``[L, B, Nq, 4]`` refined boxes ``(cx, cy, w, h)`` in ``(0, 1)`` of the canvas (with gradient).
         """
-        spatial_shapes = torch.tensor([bev_hw], dtype=torch.long, device=memory.device)
-        level_start_index = level_start_index_of(spatial_shapes)
+        spatial_shapes, level_start_index = single_level_shapes(*bev_hw, device=memory.device)
         reference = reference_points
         states, boxes = [], []
         for layer, reg_branch in zip(self.layers, self.reg_branches):

@@ -13,8 +13,8 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
-from ...ops import level_start_index_of
-from .deformable_attention import MSDeformAttn
+from ...layers import MSDeformAttn
+from ...ops import single_level_shapes
 
 
 def bev_reference_points(bev_h: int, bev_w: int, device: torch.device) -> Tensor:
@@ -95,8 +95,7 @@ class MapEncoder(BaseModule):
         if bev.dim() != 3 or bev.shape[1] != bev_h * bev_w or bev_pos.shape != bev.shape:
             raise ValueError(f'bev and bev_pos must both be [B, {bev_h * bev_w}, C] for a {bev_h}x{bev_w} grid, '
                              f'got {tuple(bev.shape)} and {tuple(bev_pos.shape)}')
-        spatial_shapes = torch.tensor([[bev_h, bev_w]], dtype=torch.long, device=bev.device)
-        level_start_index = level_start_index_of(spatial_shapes)
+        spatial_shapes, level_start_index = single_level_shapes(bev_h, bev_w, device=bev.device)
         reference_points = bev_reference_points(bev_h, bev_w, bev.device).expand(bev.shape[0], -1, -1, -1)
         memory = bev
         for layer in self.layers:

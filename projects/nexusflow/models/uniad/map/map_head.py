@@ -113,6 +113,8 @@ class UniADMapHead(BaseModule):
                                       loss_mask=loss_mask, loss_stuff_cls=loss_stuff_cls, assigner=assigner,
                                       filter_assigner=filter_assigner, mask_assigner=mask_assigner,
                                       balance_things_stuff=balance_things_stuff)
+        # Tap point for plug-ins (README "Model interfaces"): see ``_tap_semantic``.
+        self.pred_tap = nn.Identity()
 
     @staticmethod
     def _merge_test_cfg(test_cfg: dict) -> dict:
@@ -189,7 +191,22 @@ class UniADMapHead(BaseModule):
                                                              boxes[-1], gts, num_things, self.bev_hw))
         stuff_final, stuff_layers, presence = self._stuff_forward(memory)
         stuff_losses = self.criterion.stuff_losses(stuff_final, stuff_layers, presence, gts, num_stuff, self.bev_hw)
+        self._tap_semantic(memory, states[-1], cls_logits[-1], stuff_final)
         return self.criterion.balance(thing_losses, stuff_losses, num_things, num_stuff)
+
+    def _tap_semantic(self, memory: Tensor, states: Tensor, cls_logits: Tensor, stuff_logits: Tensor) -> None:
+        """Call ``pred_tap`` on ``{'semantic': [B, T + S, H, W]}``, soft per-class probabilities on the canvas.
+
+        Things: ``max_q sigmoid(cls_logits[q, c]) * mask_q`` over all ``Nq`` queries (their masks from one extra
+        thing-mask-decoder pass); stuff: the sigmoid of the stuff masks. Differentiable w.r.t. the head. Runs only
+        while a forward hook listens on ``pred_tap`` (the extra pass costs nothing otherwise).
+        """
+        if not self.pred_tap._forward_hooks:
+            return
+        thing_probs = self._to_canvas(self.thing_mask_head(states, memory)[0])  # [B, Nq, H, W]
+        scores = cls_logits.sigmoid()  # [B, Nq, T]
+        things = [(scores[..., c, None, None] * thing_probs).amax(dim=1) for c in range(scores.shape[-1])]
+        self.pred_tap(dict(semantic=torch.cat([torch.stack(things, 1), self._to_canvas(stuff_logits)], dim=1)))
 
     def _to_canvas(self, logits: Tensor) -> Tensor:
         """``[B, N, HW]`` BEV mask logits -> ``[B, N, H, W]`` probabilities on the canvas (bilinear on logits)."""
@@ -221,5 +238,6 @@ class UniADMapHead(BaseModule):
         stuff_final, _, presence = self._stuff_forward(memory)
         stuff_probs = self._to_canvas(stuff_final)
         stuff_presence = presence[-1].squeeze(-1).sigmoid()  # [B, S]
+        self._tap_semantic(memory, states[-1], cls_logits[-1], stuff_final)
         return [panoptic_postprocess(thing_probs[b], scores[b], labels[b], stuff_probs[b], stuff_presence[b],
                                      self.num_things_classes, **self.test_cfg) for b in range(bev.shape[0])]

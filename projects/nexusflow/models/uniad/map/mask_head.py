@@ -16,6 +16,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
+from ...layers import check_attention_heads, xavier_matrices_
 
 
 class MaskAttention(BaseModule):
@@ -30,8 +31,7 @@ class MaskAttention(BaseModule):
 
     def __init__(self, embed_dims: int, num_heads: int, with_value: bool = True, dropout: float = 0.0) -> None:
         super().__init__()
-        if embed_dims % num_heads != 0:
-            raise ValueError(f'embed_dims must be divisible by num_heads, got {embed_dims} and {num_heads}')
+        check_attention_heads(embed_dims, num_heads)
         self.num_heads = num_heads
         self.scale = (embed_dims // num_heads) ** -0.5
         self.q_proj = nn.Linear(embed_dims, embed_dims)
@@ -128,9 +128,7 @@ class MapMaskDecoder(BaseModule):
 
     def init_weights(self) -> None:
         """Xavier-uniform for every matrix (UniAD ``SegMaskHead._reset_parameters``)."""
-        for param in self.parameters():
-            if param.dim() > 1:
-                nn.init.xavier_uniform_(param)
+        xavier_matrices_(self)
 
     def forward(self, query: Tensor, memory: Tensor,
                 query_pos: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor]:

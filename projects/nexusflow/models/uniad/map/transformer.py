@@ -7,12 +7,12 @@ embedding, no padding masks (a BEV grid has none), batch-first tensors.
 """
 from typing import Tuple
 
-from mmengine.model import BaseModule, xavier_init
+from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
+from ...layers import MSDeformAttn, xavier_linear_, xavier_matrices_
 from .decoder import MapDecoder
-from .deformable_attention import MSDeformAttn
 from .encoder import MapEncoder
 
 
@@ -51,13 +51,11 @@ class MapTransformer(BaseModule):
     def init_weights(self) -> None:
         """UniAD/Deformable-DETR init: Xavier for every matrix, then the deformable attentions' own init, the
         reference-point layer and the regression branches."""
-        for param in self.parameters():
-            if param.dim() > 1:
-                nn.init.xavier_uniform_(param)
+        xavier_matrices_(self)
         for module in self.modules():
             if isinstance(module, MSDeformAttn):
                 module.init_weights()
-        xavier_init(self.reference_points, distribution='uniform', bias=0.)
+        xavier_linear_(self.reference_points)
         self.decoder.init_regression()
 
     def bev_positional_encoding(self, bev: Tensor, bev_hw: Tuple[int, int]) -> Tensor:

@@ -26,12 +26,6 @@ CODE_SIZE = 10
 CENTRE_DIMS = (0, 1, 4)
 
 
-def inverse_sigmoid(x: Tensor, eps: float = 1e-5) -> Tensor:
-    """``log(x / (1 - x))`` with ``x`` clamped to ``[eps, 1 - eps]``; input in ``[0, 1]``, any shape."""
-    x = x.clamp(min=0, max=1)
-    return torch.log(x.clamp(min=eps) / (1 - x).clamp(min=eps))
-
-
 @TASK_UTILS.register_module('UniADTrackBoxCoder')
 class TrackBoxCoder:
     """Encode 9-dim LiDAR boxes into the 10-dim box code and back; map centres to and from the unit cube.

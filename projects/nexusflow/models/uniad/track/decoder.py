@@ -1,9 +1,11 @@
 """The TrackFormer decoder: DETR-style layers over the BEV with iterative reference refinement.
 
 Follows UniAD's ``DetectionTransformerDecoder`` + ``DetrTransformerDecoderLayer`` (operation order self_attn, norm,
-cross_attn, norm, ffn, norm; post-norm). Changed: batch first; the self-attention masks padded queries so that
-``B`` samples with different numbers of tracks share one batch; the regression branches are passed to ``forward``
-explicitly (mmdet 3.x idiom) instead of being injected into the decoder.
+cross_attn, norm, ffn, norm; post-norm) with UniAD's ``CustomMSDeformableAttention`` as the cross-attention (the
+plugin's :class:`~projects.nexusflow.models.layers.MSDeformAttn` with one level: offsets and weights predicted from
+``query + query_pos``, residual and dropout in the layer). Changed: batch first; the self-attention masks padded
+queries so that ``B`` samples with different numbers of tracks share one batch; the regression branches are passed
+to ``forward`` explicitly (mmdet 3.x idiom) instead of being injected into the decoder.
 
 Plug-ins tap ``track_head.decoder`` with a forward hook; its return value ``(states, references)`` is part of the
 plugin's contract (``projects/nexusflow/README.md``).
@@ -11,12 +13,14 @@ plugin's contract (``projects/nexusflow/README.md``).
 from typing import Optional, Tuple
 
 import torch
+from mmdet.models.layers.transformer import inverse_sigmoid
 from mmengine.model import BaseModule, ModuleList
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
-from .box_coder import TrackBoxCoder, inverse_sigmoid
-from .deform_attn import BEVDeformableAttention
+from ...layers import MSDeformAttn
+from ...ops import single_level_shapes
+from .box_coder import TrackBoxCoder
 
 
 @MODELS.register_module('UniADTrackDecoderLayer')
@@ -29,7 +33,7 @@ class TrackDecoderLayer(BaseModule):
         num_points (int): deformable sampling points per head.
         ffn_dims (int): hidden width of the FFN.
         dropout (float): dropout of attention outputs and FFN.
-        use_cuda_kernel (bool): see ``BEVDeformableAttention``.
+        use_cuda_kernel (bool): see :class:`MSDeformAttn`.
         init_cfg (dict, optional): mmengine init config.
     """
 
@@ -38,7 +42,10 @@ class TrackDecoderLayer(BaseModule):
         super().__init__(init_cfg)
         self.self_attn = nn.MultiheadAttention(embed_dims, num_heads, dropout=dropout, batch_first=True)
         self.self_attn_dropout = nn.Dropout(dropout)
-        self.cross_attn = BEVDeformableAttention(embed_dims, num_heads, num_points, dropout, use_cuda_kernel)
+        self.cross_attn = MSDeformAttn(embed_dims, num_heads, num_levels=1, num_points=num_points,
+                                       use_cuda_kernel=use_cuda_kernel)
+        self.cross_attn.init_weights()  # ready at construction, as UniAD's attention; init_weights() re-runs it
+        self.cross_attn_dropout = nn.Dropout(dropout)
         self.ffn = nn.Sequential(nn.Linear(embed_dims, ffn_dims), nn.ReLU(inplace=True), nn.Dropout(dropout),
                                  nn.Linear(ffn_dims, embed_dims), nn.Dropout(dropout))
         self.norms = ModuleList([nn.LayerNorm(embed_dims) for _ in range(3)])
@@ -50,8 +57,9 @@ class TrackDecoderLayer(BaseModule):
         Args:
             query (Tensor): ``[B, N, C]`` query features.
             query_pos (Tensor): ``[B, N, C]`` positional embedding, added to queries and keys of both attentions.
-            reference_points (Tensor): ``[B, N, 2]`` ``(x, y)`` in ``[0, 1]`` of the BEV (see
-                ``BEVDeformableAttention.forward``).
+            reference_points (Tensor): ``[B, N, 2]`` ``(x, y)`` in ``[0, 1]``: ``x`` along the BEV columns (LiDAR
+                x), ``y`` along the rows (LiDAR y); cell ``(i, j)``'s centre is ``((j + 0.5) / W, (i + 0.5) / H)``;
+                points outside read zeros (see :meth:`MSDeformAttn.forward`).
             bev (Tensor): ``[B, H*W, C]`` row-major BEV features.
             bev_hw (tuple[int, int]): ``(H, W)``.
             query_padding_mask (Tensor, optional): ``[B, N]`` bool, ``True`` for padded queries; they are ignored
@@ -63,7 +71,10 @@ class TrackDecoderLayer(BaseModule):
         q = k = query + query_pos
         attended = self.self_attn(q, k, query, key_padding_mask=query_padding_mask, need_weights=False)[0]
         query = self.norms[0](query + self.self_attn_dropout(attended))
-        query = self.norms[1](self.cross_attn(query, query_pos, reference_points, bev, bev_hw))
+        spatial_shapes, level_start_index = single_level_shapes(*bev_hw, device=bev.device)
+        attended = self.cross_attn(query + query_pos, bev, reference_points[:, :, None], spatial_shapes,
+                                   level_start_index)
+        query = self.norms[1](query + self.cross_attn_dropout(attended))
         return self.norms[2](query + self.ffn(query))
 
 
@@ -78,7 +89,7 @@ class TrackDecoder(BaseModule):
         num_points (int): deformable sampling points per head.
         ffn_dims (int): FFN hidden width.
         dropout (float): dropout probability.
-        use_cuda_kernel (bool): see ``BEVDeformableAttention``.
+        use_cuda_kernel (bool): see :class:`MSDeformAttn`.
         init_cfg (dict, optional): mmengine init config.
     """
 

@@ -1,44 +1,20 @@
-"""Frame geometry of the track head: poses from metainfo, velocity propagation of reference points, the ego box.
+"""Frame geometry of the track head: velocity propagation of reference points, the ego velocity and box.
 
 Propagation follows UniAD's ``UniADTrack.velo_update``: a reference point moves with its predicted velocity for the
 time between frames and is then re-expressed in the next LiDAR frame. Changed: the relative transform
-``prev LiDAR -> current LiDAR`` is formed once in float64 from the two ``lidar2global`` matrices, so the large global
-coordinates never meet float32 arithmetic.
+``prev LiDAR -> current LiDAR`` is formed once in float64 from the two ``lidar2global`` matrices
+(``datasets/frames.py``, shared with the rest of the plugin), so the large global coordinates never meet float32
+arithmetic.
 """
 from typing import Mapping, Sequence, Tuple
 
 import numpy as np
 import torch
+from mmdet.models.layers.transformer import inverse_sigmoid
 from torch import Tensor
 
-from .box_coder import TrackBoxCoder, inverse_sigmoid
-
-
-def _matrix(meta: Mapping, key: str) -> np.ndarray:
-    if key not in meta:
-        raise KeyError(f'metainfo lacks {key!r} (a 4x4 matrix); the track head needs ego2global, lidar2ego and '
-                       f'timestamp for every frame. Got keys {sorted(meta)}')
-    mat = np.asarray(meta[key], dtype=np.float64)
-    if mat.shape != (4, 4):
-        raise ValueError(f'metainfo[{key!r}] must be 4x4, got shape {mat.shape}')
-    return mat
-
-
-def lidar2global_of(meta: Mapping, device: torch.device) -> Tensor:
-    """``ego2global @ lidar2ego`` of a metainfo dict as a float64 ``[4, 4]`` tensor on ``device``."""
-    return torch.as_tensor(_matrix(meta, 'ego2global') @ _matrix(meta, 'lidar2ego'), device=device)
-
-
-def timestamp_of(meta: Mapping) -> float:
-    """The frame time in seconds (``metainfo['timestamp']``)."""
-    if 'timestamp' not in meta:
-        raise KeyError(f'metainfo lacks "timestamp" (seconds); got keys {sorted(meta)}')
-    return float(meta['timestamp'])
-
-
-def relative_transform(prev_lidar2global: Tensor, cur_lidar2global: Tensor) -> Tensor:
-    """``[4, 4]`` float64 map of points from the previous LiDAR frame into the current one."""
-    return torch.linalg.inv(cur_lidar2global) @ prev_lidar2global
+from ....datasets.frames import lidar2global_of, pose_of, timestamp_of
+from .box_coder import TrackBoxCoder
 
 
 def propagate_reference_points(ref_pts: Tensor, velocity: Tensor, prev2cur: Tensor, time_delta: float,
@@ -81,9 +57,8 @@ def ego_velocity_in_lidar(metas: Sequence[Mapping], index: int) -> Tuple[float, 
     if time_delta <= 0:
         raise ValueError(f'timestamps must increase within a clip, got {timestamp_of(metas[first])} then '
                          f'{timestamp_of(metas[second])} s')
-    displacement = _matrix(metas[second], 'ego2global')[:3, 3] - _matrix(metas[first], 'ego2global')[:3, 3]
-    lidar2global = _matrix(metas[index], 'ego2global') @ _matrix(metas[index], 'lidar2ego')
-    velocity = lidar2global[:3, :3].T @ (displacement / time_delta)
+    displacement = pose_of(metas[second], 'ego2global')[:3, 3] - pose_of(metas[first], 'ego2global')[:3, 3]
+    velocity = lidar2global_of(metas[index])[:3, :3].T @ (displacement / time_delta)
     return float(velocity[0]), float(velocity[1])
 
 
@@ -98,7 +73,7 @@ def ego_box_in_lidar(meta: Mapping, velocity: Tuple[float, float], size: Sequenc
         velocity (tuple[float, float]): ``(vx, vy)`` m/s in the LiDAR frame (``ego_velocity_in_lidar``).
         size (Sequence[float]): ``(l, w, h)`` in metres.
     """
-    ego2lidar = np.linalg.inv(_matrix(meta, 'lidar2ego'))
+    ego2lidar = np.linalg.inv(pose_of(meta, 'lidar2ego'))
     forward = ego2lidar[:3, :3] @ np.array([1.0, 0.0, 0.0])
     yaw = float(np.arctan2(forward[1], forward[0]))
     origin = ego2lidar[:3, 3]

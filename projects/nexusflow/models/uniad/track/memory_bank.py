@@ -13,6 +13,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
+from ...layers import xavier_matrices_
 from .instances import TrackInstances
 
 
@@ -47,9 +48,7 @@ class TrackMemoryBank(BaseModule):
     def init_weights(self) -> None:
         """Xavier-uniform init of every weight matrix, as UniAD's memory bank."""
         super().init_weights()
-        for param in self.parameters():
-            if param.dim() > 1:
-                nn.init.xavier_uniform_(param)
+        xavier_matrices_(self)
 
     def forward(self, tracks: TrackInstances) -> TrackInstances:
         """Attend to the memory, then save into it.

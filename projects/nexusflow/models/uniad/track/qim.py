@@ -14,6 +14,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
+from ...layers import xavier_matrices_
 from .instances import FREE_ID, TrackInstances
 
 
@@ -56,9 +57,7 @@ class QueryInteractionModule(BaseModule):
     def init_weights(self) -> None:
         """Xavier-uniform init of every weight matrix, as UniAD's QIM."""
         super().init_weights()
-        for param in self.parameters():
-            if param.dim() > 1:
-                nn.init.xavier_uniform_(param)
+        xavier_matrices_(self)
 
     @staticmethod
     def _ffn(embed_dims: int, ffn_dims: int, dropout: float) -> nn.Sequential:

@@ -15,6 +15,7 @@ box convention (``box_coder.py``), and UniAD's QIM IoU threshold of 0.5 replaced
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
+from mmdet.models.layers.transformer import inverse_sigmoid
 from mmengine.model import BaseModule, ModuleList, bias_init_with_prob
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
@@ -22,8 +23,10 @@ from torch import Tensor, nn
 from mmdet3d.registry import MODELS, TASK_UTILS
 from mmdet3d.structures import LiDARInstance3DBoxes
 from mmdet3d.structures.ops import bbox_overlaps_nearest_3d
-from .box_coder import CODE_SIZE, TrackBoxCoder, inverse_sigmoid
-from .geometry import lidar2global_of, propagate_reference_points, relative_transform, timestamp_of
+from ....datasets.frames import lidar2global_of, timestamp_of
+from ...layers import build_mlp
+from .box_coder import CODE_SIZE, TrackBoxCoder
+from .geometry import propagate_reference_points
 from .instances import EGO_ID, FREE_ID, TrackInstances, pad_stack, padding_mask, unpad
 from .state import TrackState
 from .targets import FrameTargets, clip_targets
@@ -109,25 +112,24 @@ class UniADTrackHead(BaseModule):
         self.decoder = MODELS.build(_with_type('UniADTrackDecoder', dict(embed_dims=embed_dims,
                                                                          use_cuda_kernel=use_cuda_kernel), decoder))
         self.cls_branches = ModuleList([self._cls_branch(num_reg_fcs) for _ in range(self.decoder.num_layers)])
-        self.reg_branches = ModuleList([self._reg_branch(num_reg_fcs) for _ in range(self.decoder.num_layers)])
+        self.reg_branches = ModuleList([
+            build_mlp(embed_dims, [embed_dims] * num_reg_fcs, CODE_SIZE, dict(type='ReLU'))
+            for _ in range(self.decoder.num_layers)])
         self.memory_bank = MODELS.build(_with_type('UniADTrackMemoryBank', dict(embed_dims=embed_dims), memory_bank))
         self.qim = MODELS.build(_with_type('UniADTrackQIM', dict(embed_dims=embed_dims), qim))
         self.tracker = TASK_UTILS.build(_with_type('UniADRuntimeTracker', {}, tracker))
         self.matcher = TASK_UTILS.build(_with_type('UniADClipMatcher', {}, matcher))
         self.loss_fn = MODELS.build(dict(type='UniADTrackLoss', num_classes=num_classes, code_weights=code_weights,
                                          loss_cls=loss_cls, loss_bbox=loss_bbox))
+        # Tap point for plug-ins (README "Model interfaces"): called on the last decoder layer's predictions of every
+        # frame; an identity, so hooks read them without changing any output.
+        self.pred_tap = nn.Identity()
 
     def _cls_branch(self, num_fcs: int) -> nn.Sequential:
         layers = []
         for _ in range(num_fcs):
             layers += [nn.Linear(self.embed_dims, self.embed_dims), nn.LayerNorm(self.embed_dims), nn.ReLU(True)]
         return nn.Sequential(*layers, nn.Linear(self.embed_dims, self.num_classes))
-
-    def _reg_branch(self, num_fcs: int) -> nn.Sequential:
-        layers = []
-        for _ in range(num_fcs):
-            layers += [nn.Linear(self.embed_dims, self.embed_dims), nn.ReLU()]
-        return nn.Sequential(*layers, nn.Linear(self.embed_dims, CODE_SIZE))
 
     def init_weights(self) -> None:
         """Children's own inits, then the class-branch bias at prior probability 0.01 (focal loss, as DETR3D)."""
@@ -290,7 +292,7 @@ class UniADTrackHead(BaseModule):
             if carried is None or len(carried) == 0:
                 queries.append(self._fresh_tracks())
                 continue
-            prev2cur = relative_transform(state.lidar2global[b], lidar2global_of(meta, state.device))
+            prev2cur = state.prev2cur(b, lidar2global_of(meta))
             moved = propagate_reference_points(carried.ref_pts, carried.pred_codes[:, 8:10], prev2cur,
                                                timestamp_of(meta) - state.timestamp[b], self.coder)
             height = self.reference_points(carried.query[:, :self.embed_dims])[:, 2:].float()
@@ -313,6 +315,10 @@ class UniADTrackHead(BaseModule):
             cls_logits=torch.stack([branch(state).float() for branch, state in zip(self.cls_branches, states)]),
             box_codes=torch.stack([self.coder.refine(d, r) for d, r in zip(deltas, before)]),
             states=states, last_reference=TrackBoxCoder.refined_reference(deltas[-1], before[-1]))
+        codes = output.box_codes[-1]  # (cx, cy, log l, log w, cz, log h, sin, cos, vx, vy) -> sizes in metres
+        self.pred_tap(dict(cls_logits=output.cls_logits[-1],
+                           boxes=torch.cat((codes[..., [0, 1, 4]], codes[..., [2, 3, 5]].exp(), codes[..., 6:]), -1),
+                           padding_mask=padding_mask(tracks) | (pad_stack(tracks, 'obj_ids') == EGO_ID)))
         return [self._store(t, output, b, n) for b, (t, n) in enumerate(zip(tracks, lengths))], output
 
     @staticmethod
@@ -330,4 +336,4 @@ class UniADTrackHead(BaseModule):
         """Memory bank + QIM on the tracks to carry; record them with this frame's pose in ``state``."""
         for b, (sample_tracks, meta) in enumerate(zip(tracks, metas)):
             carried = self.qim(self.memory_bank(self.qim.select(sample_tracks, active[b])))
-            state.advance(b, carried, lidar2global_of(meta, state.device), timestamp_of(meta), meta['scene_token'])
+            state.advance(b, carried, lidar2global_of(meta), timestamp_of(meta), meta['scene_token'])

@@ -9,7 +9,7 @@ Follows UniAD's ``RuntimeTrackerBase.update`` rule for rule, vectorised:
    consecutive misses it dies (``obj_id`` back to ``FREE_ID``; the head then drops the query).
 
 Changed: the id counter is not kept inside the tracker but passed in and returned (it lives in ``TrackState``, one
-per sample), so the tracker holds no state.
+per sample, restarted at 0 with every scene), so the tracker holds no state.
 """
 from typing import Tuple
 
