@@ -1,0 +1,3 @@
+# MTPSL on UniAD stage-1, reversed geo-split (track labels only in Boston, map labels only in Singapore).
+_base_ = ['./mtpsl_sgeo.py']
+train_dataloader = dict(dataset=dict(split='reversed'))
