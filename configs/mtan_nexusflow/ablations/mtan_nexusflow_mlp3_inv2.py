@@ -1,0 +1,5 @@
+# Table B.2 (number of invertible layers, 3-layer MLP aggregators): 2 affine couplings.
+_base_ = ['../mtan_nexusflow_center.py']
+nexusflow = _base_.nexusflow
+nexusflow.coupling.num_layers = 2
+model = dict(plugins=[nexusflow])
