@@ -6,6 +6,9 @@
     # write nuscenes_infos_temporal_{train,val}.pkl for real or synthetic nuScenes
     python tools/create_data.py nuscenes --root-path data/nuscenes --version v1.0-trainval \
         --out-dir data/nuscenes [--canbus data/nuscenes]
+    # write a synthetic NYUv2-like dataset in the preprocessed MTAN format (projects/nexusflow/nyuv2/README.md)
+    python tools/create_data.py nyuv2-synthetic --out-dir data/nyuv2-synth --num-train 795 --num-val 654 \
+        --img-size 288 384 --seed 0
 """
 import argparse
 import sys
@@ -37,6 +40,14 @@ def parse_args(argv=None):
     nus.add_argument('--canbus', default=None,
                      help='folder holding the CAN bus expansion (can_bus/); without it can_bus is derived from ego poses')
     nus.add_argument('--extra-tag', default='nuscenes', help='prefix of the written pkl names')
+
+    nyu = sub.add_parser('nyuv2-synthetic', help='generate a synthetic NYUv2-like dataset (preprocessed MTAN format)')
+    nyu.add_argument('--out-dir', required=True, help='data root to write: <out-dir>/{train,val}/... (created)')
+    nyu.add_argument('--num-train', type=int, default=795)
+    nyu.add_argument('--num-val', type=int, default=654)
+    nyu.add_argument('--img-size', type=int, nargs=2, default=(288, 384), metavar=('H', 'W'),
+                     help='image height and width (NYUv2 as preprocessed by MTAN: 288 384)')
+    nyu.add_argument('--seed', type=int, default=0)
     return parser.parse_args(argv)
 
 
@@ -50,6 +61,10 @@ def main(argv=None):
         if args.with_infos:
             from projects.nexusflow.datasets.converter import create_nuscenes_infos
             create_nuscenes_infos(args.out_dir, args.version, args.out_dir, canbus_root=args.out_dir)
+    elif args.dataset == 'nyuv2-synthetic':
+        from projects.nexusflow.nyuv2.synthetic import generate_synthetic_nyuv2
+        generate_synthetic_nyuv2(args.out_dir, num_train=args.num_train, num_val=args.num_val,
+                                 img_size=tuple(args.img_size), seed=args.seed)
     else:
         from projects.nexusflow.datasets.converter import create_nuscenes_infos
         create_nuscenes_infos(args.root_path, args.version, args.out_dir, canbus_root=args.canbus,

@@ -24,8 +24,9 @@ from mmengine.model import is_model_wrapper  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from tools.launch_utils import setup_cpu_distributed  # noqa: E402
+from tools.launch_utils import setup_cpu_distributed, trust_checkpoints  # noqa: E402
 
+from projects.nexusflow.engine.visualization_hook import enable_visualization  # noqa: E402
 from projects.nexusflow.evaluation import check_checkpoint  # noqa: E402
 
 
@@ -35,8 +36,8 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file (path or URL)')
     parser.add_argument('--work-dir', help='the dir to save logs and evaluation outputs '
                         '(default: ./work_dirs/<config name>)')
-    parser.add_argument('--show-dir', help='draw predictions with the config\'s visualization hook into '
-                        '<work_dir>/<timestamp>/<show-dir>')
+    parser.add_argument('--show-dir', help='draw one PNG per test frame, GT vs predicted tracks and map '
+                        '(TrackMapVisualizationHook), into DIR (a relative DIR lies in <work_dir>/<timestamp>/)')
     parser.add_argument('--max-missing-ratio', type=float, default=0.1,
                         help='largest fraction of the model state the checkpoint may leave unset (default 0.1)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -68,11 +69,7 @@ def build_config(args) -> Config:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
     if args.show_dir is not None:
-        if 'visualization' not in cfg.get('default_hooks', {}):
-            raise KeyError('--show-dir needs a visualization hook in default_hooks (default_hooks.visualization = '
-                           'dict(type=...)); the config has none')
-        cfg.default_hooks.visualization.draw = True
-        cfg.default_hooks.visualization.test_out_dir = args.show_dir
+        enable_visualization(cfg, args.show_dir)
     return cfg
 
 
@@ -80,6 +77,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = build_config(args)
     setup_cpu_distributed(cfg)
+    trust_checkpoints()
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     check_checkpoint(model, args.checkpoint, max_missing_ratio=args.max_missing_ratio)

@@ -23,7 +23,7 @@ from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from tools.launch_utils import setup_cpu_distributed  # noqa: E402
+from tools.launch_utils import setup_cpu_distributed, trust_checkpoints  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -100,6 +100,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = build_config(args)
     setup_cpu_distributed(cfg)
+    trust_checkpoints()
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     print_log(scale_summary(runner.world_size, cfg), logger='current')
     runner.train()

@@ -1,2 +1,2 @@
 """Models of the plugin: the UniAD baseline, the NexusFlow plug-in and the PS-MTL baselines."""
-from . import nexusflow, ops, uniad  # noqa: F401  (registers every module)
+from . import layers, nexusflow, ops, psmtl, uniad  # noqa: F401  (registers every module)
