@@ -10,6 +10,8 @@ num_levels = 3
 model = dict(
     history_bev='reuse',
     grid_mask=None,
+    # a pytorch-style ResNet trained from scratch: per-channel standardised RGB input
+    data_preprocessor=dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True),
     img_backbone=dict(
         _delete_=True, type='mmdet.ResNet', depth=18, num_stages=4, out_indices=(1, 2, 3), frozen_stages=-1,
         norm_cfg=dict(type='BN', requires_grad=True), norm_eval=False, style='pytorch'),
