@@ -72,7 +72,9 @@ def test_configs_swap_only_the_plugin():
                                     ('jtr_sgeo', base_full, 'JTR', 'standard'),
                                     ('jtr_rgeo', base_full, 'JTR', 'reversed'),
                                     ('tiny_mtpsl_sgeo', base_tiny, 'MTPSL', 'standard'),
-                                    ('tiny_jtr_sgeo', base_tiny, 'JTR', 'standard')]:
+                                    ('tiny_mtpsl_rgeo', base_tiny, 'MTPSL', 'reversed'),
+                                    ('tiny_jtr_sgeo', base_tiny, 'JTR', 'standard'),
+                                    ('tiny_jtr_rgeo', base_tiny, 'JTR', 'reversed')]:
         cfg = Config.fromfile(f'configs/uniad_nexusflow/{name}.py')
         model = cfg.model.to_dict()
         assert [p['type'] for p in model.pop('plugins')] == [kind], name
