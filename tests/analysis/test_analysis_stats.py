@@ -109,6 +109,11 @@ def test_report_on_a_hand_made_collection(tmp_path):
     assert set(summary['figures']) == {'scree', 'tsne_taps', 'tsne_latents'}
     assert summary['features']['latents/a']['pca']['components_90'] in (1, 2)
     table = format_table(summary)
-    assert table.splitlines()[0].split() == ['feature', 'set', 'dim', 'MMD', 'boston~singapore', 'MMD', 'ref',
-                                             '(random', 'halves)', 'PCA', 'comps', '90%']
+    assert table.splitlines()[0].split() == ['feature', 'set', 'dim', 'mean', 'norm', 'std/dim', 'MMD',
+                                             'boston~singapore', 'MMD', 'ref', '(random', 'halves)', 'PCA', 'comps',
+                                             '90%']
+    entry = summary['features']['taps/a']
+    values = collection.features['taps/a']
+    assert entry['mean_norm'] == pytest.approx(float(np.linalg.norm(values, axis=1).mean()))
+    assert entry['mean_std'] == pytest.approx(float(values.std(axis=0).mean()))
     assert f'{city_a["mean"]:.4f} +- {city_a["std"]:.4f}' in table and 'taps/a~b' in table

@@ -74,12 +74,16 @@ def test_analyze_features_with_and_without_nexusflow(setup):
                      + setup.options)
 
     assert list(baseline['features']) == ['taps/bev', 'taps/track', 'taps/map']
-    assert list(flow['features']) == ['taps/bev', 'taps/track', 'taps/map', 'latents/track', 'latents/map']
-    assert [flow['features'][name]['dim'] for name in flow['features']] == [64, 64, 64, 16, 16]
+    assert list(flow['features']) == ['taps/bev', 'taps/track', 'taps/map', 'embeddings/track', 'embeddings/map',
+                                      'latents/track', 'latents/map']
+    assert [flow['features'][name]['dim'] for name in flow['features']] == [64, 64, 64, 32, 32, 16, 16]
     assert baseline['cities'] == flow['cities'] == {'boston': 3, 'singapore': 3}
     assert set(baseline['figures']) == {'scree', 'tsne_taps'}
-    assert set(flow['figures']) == {'scree', 'tsne_taps', 'tsne_latents'}
-    assert set(flow['mmd_task']) == {'taps/bev~track', 'taps/bev~map', 'taps/track~map', 'latents/track~map'}
+    assert set(flow['figures']) == {'scree', 'tsne_taps', 'tsne_embeddings', 'tsne_latents'}
+    assert set(flow['mmd_task']) == {'taps/bev~track', 'taps/bev~map', 'taps/track~map', 'embeddings/track~map',
+                                     'latents/track~map'}
+    # the collapse diagnostics: norm and per-dimension std of every feature set, embeddings next to latents
+    assert all(entry['mean_norm'] > 0 and entry['mean_std'] >= 0 for entry in flow['features'].values())
     for out, summary in ((out_b, baseline), (out_nf, flow)):
         assert json.loads((out / 'analysis.json').read_text()) == json.loads(json.dumps(summary))
         for path in summary['figures'].values():

@@ -84,7 +84,10 @@ def test_three_tasks_end_to_end(batch_size):
     plugin.attach(host)
     host(frames(batch_size))
     losses = plugin.loss([[None]] * batch_size)
-    assert set(losses) == {'loss_align', 'latent_dist', 'embed_dist'}
+    diag = {f'diag/{t}_{k}' for t in ('track', 'map', 'seg') for k in ('embed_std', 'latent_std', 'latent_norm',
+                                                                         'logdet')}
+    assert set(losses) == {'loss_align', 'latent_dist', 'embed_dist'} | diag
+    assert not any('loss' in key for key in diag), 'diagnostics must not be summed into the loss'
     assert losses['loss_align'].dim() == 0 and losses['loss_align'] > 0
     assert not losses['latent_dist'].requires_grad
     latents = plugin.latents()
@@ -110,7 +113,7 @@ def test_baseline_bit_identical_and_rng_untouched():
     with_plugin = host(x)
     plugin.loss(None)
     assert all(torch.equal(reference[k], with_plugin[k]) for k in reference)
-    assert all(torch.equal(a, b) for a, b in zip(build().state_dict().values(), plugin.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(build().parameters(), plugin.parameters()))
 
 
 def test_loss_weight_modes_and_variants():

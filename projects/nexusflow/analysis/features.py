@@ -157,7 +157,8 @@ def collect_features(model: nn.Module, dataloader: Iterable, taps: Optional[Dict
         log_interval (int): log progress every this many batches.
 
     Returns:
-        FeatureCollection: ``S`` samples, ``'taps/<name>'`` ``[S, C]`` and ``'latents/<task>'`` ``[S, D]`` float32.
+        FeatureCollection: ``S`` samples, ``'taps/<name>'`` ``[S, C]``, and for a NexusFlow plug-in its aggregator
+        embeddings ``'embeddings/<task>'`` ``[S, D]`` and latents ``'latents/<task>'`` ``[S, D']``, float32.
     """
     probe = FeatureProbe(default_taps(model) if taps is None else taps)
     flows = _nexusflow_plugins(model)
@@ -173,7 +174,11 @@ def collect_features(model: nn.Module, dataloader: Iterable, taps: Optional[Dict
                 outputs = model.test_step(batch)
                 batch_rows = {f'taps/{name}': value for name, value in probe.pooled().items()}
                 for group, flow in flows.items():
-                    batch_rows.update({f'{group}/{task}': z.float().cpu() for task, z in flow.encode().items()})
+                    embeddings = flow.embed()
+                    batch_rows.update({f'embeddings{group[len("latents"):]}/{task}': f.float().cpu()
+                                       for task, f in embeddings.items()})
+                    batch_rows.update({f'{group}/{task}': z.float().cpu()
+                                       for task, z in flow.encode(embeddings).items()})
             for name, value in batch_rows.items():
                 rows.setdefault(name, []).append(value.numpy())
             collection.samples.extend(_sample_meta(sample) for sample in outputs)

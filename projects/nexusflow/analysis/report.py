@@ -1,8 +1,10 @@
 """The feature-analysis report of ``tools/analyze_features.py``: MMD table, PCA scree, t-SNE, JSON summary.
 
-For every feature set of a :class:`~.features.FeatureCollection` (pooled taps ``taps/<name>``, NexusFlow latents
-``latents/<task>``):
+For every feature set of a :class:`~.features.FeatureCollection` (pooled taps ``taps/<name>``, NexusFlow aggregator
+embeddings ``embeddings/<task>`` and latents ``latents/<task>``):
 
+- ``mean_norm`` / ``mean_std``: mean L2 norm of a sample's vector and mean per-dimension std over the samples (the
+  collapse diagnostics: a latent much smaller than its embedding means the flow shrinks it);
 - ``mmd_city``: squared MMD between the samples of two cities (Boston vs Singapore: under the S-Geo split the
   map-annotated vs the track-annotated samples, the papers' Table 1), mean +- std over random equal-size subsets;
 - ``mmd_ref``: the same statistic between two random halves of all samples (same-distribution floor);
@@ -50,7 +52,8 @@ def _feature_entry(name: str, values: np.ndarray, city_rows: Dict[str, np.ndarra
                                          values[city_rows[b]], **mmd_cfg)
                 for a, b in combinations(city_rows, 2)}
     scree = pca_scree(values)
-    return dict(dim=int(values.shape[1]), mmd_city=city_mmd,
+    return dict(dim=int(values.shape[1]), mean_norm=float(np.linalg.norm(values, axis=1).mean()),
+                mean_std=float(values.std(axis=0).mean()), mmd_city=city_mmd,
                 mmd_ref=_mmd_or_none(f'{name} reference MMD', split_mmd, values, **mmd_cfg),
                 pca=dict(scree, components_90=components_for_variance(scree['cumulative'], VARIANCE_FRACTION)))
 
@@ -95,7 +98,8 @@ def analyze_collection(collection: FeatureCollection, out_dir: str, num_subsets:
 
     Returns:
         dict: ``num_samples``, ``cities`` (city -> sample count), ``settings`` (kernel, bandwidth, estimator,
-        ``num_subsets``, ``subset_size``, ``seed``), ``features`` (name -> ``dim``, ``mmd_city`` (pair ->
+        ``num_subsets``, ``subset_size``, ``seed``), ``features`` (name -> ``dim``, ``mean_norm``, ``mean_std``,
+        ``mmd_city`` (pair ->
         ``dict(mean, std, values, subset_size, num_subsets)`` or ``None`` when a group is too small), ``mmd_ref``,
         ``pca``), ``mmd_task`` (pair -> same) and ``figures`` (name -> PNG path).
     """
@@ -128,8 +132,10 @@ def _table(header: List[str], rows: List[List[str]]) -> List[str]:
 def format_table(summary: Dict[str, Any]) -> str:
     """Plain-text tables of :func:`analyze_collection`'s summary: one row per feature set, one per task pair."""
     pairs = sorted({pair for entry in summary['features'].values() for pair in entry['mmd_city']})
-    header = ['feature set', 'dim'] + [f'MMD {pair}' for pair in pairs] + ['MMD ref (random halves)', 'PCA comps 90%']
-    rows = [[name, str(entry['dim'])] + [_fmt(entry['mmd_city'].get(pair)) for pair in pairs]
+    header = (['feature set', 'dim', 'mean norm', 'std/dim'] + [f'MMD {pair}' for pair in pairs]
+              + ['MMD ref (random halves)', 'PCA comps 90%'])
+    rows = [[name, str(entry['dim']), f"{entry['mean_norm']:.4g}", f"{entry['mean_std']:.4g}"]
+            + [_fmt(entry['mmd_city'].get(pair)) for pair in pairs]
             + [_fmt(entry['mmd_ref']), str(entry['pca']['components_90'])]
             for name, entry in summary['features'].items()]
     lines = _table(header, rows)

@@ -202,6 +202,17 @@ class AffineCouplingStack(BaseModule):
         """``log|det dz/dx|`` per sample, ``[B]`` float, for ``[B, D]`` inputs (``'full'`` only)."""
         return self.forward(x, return_log_det=True)[1]
 
+    def volume_log_det(self, x: Tensor) -> Tensor:
+        """``log|det|`` of the ``K`` couplings as the bijection ``R^D -> R^D``, per sample ``[B]``, in both output
+        modes (for ``'half'``: the volume change before the conditioning half of the last coupling is dropped).
+        A diagnostic: strongly negative values mean the stack shrinks its input."""
+        check_vectors(x, self.dim, type(self).__name__)
+        log_det = x.new_zeros(x.shape[0])
+        for layer in self.layers:
+            x, layer_log_det = layer(x)
+            log_det = log_det + layer_log_det
+        return log_det
+
 
 @MODELS.register_module()
 class MLPStack(BaseModule):

@@ -16,9 +16,11 @@ from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
 from .align_loss import ALIGN_MODES, align_loss, mean_pair_distance
+from .diagnostics import CollapseMonitor, LatentStandardizer
 from .taps import TapPlugin
 
 DEFAULT_COUPLING = dict(num_layers=6, hidden_dims=(256, ), clamp=2.0, output='full')
+LATENT_NORMS = (None, 'running')
 
 
 def check_tasks(tasks: Dict[str, dict]) -> None:
@@ -76,15 +78,28 @@ class NexusFlow(TapPlugin):
         loss_weight (float): ``lambda``.
         seed (int): the plug-in's parameters are drawn from this seed inside a forked RNG, so building it neither
             depends on nor changes the global RNG (the host's initialisation is the same with or without it).
+        latent_norm (str, optional): ``None`` (the papers' loss on the raw latents) or ``'running'``: the loss
+            compares latents divided by the running per-dimension std of all tasks' latents
+            (:class:`LatentStandardizer`), so that shrinking the latent cannot lower it.
+        collapse_ratio (float): warn when a task's running latent std falls below this fraction of its value after
+            the first ``collapse_warmup`` updates (:class:`CollapseMonitor`).
+        collapse_warmup (int): updates before the reference latent std is taken.
         init_cfg (dict, optional): mmengine init config.
+
+    Besides ``loss_align`` the loss dict carries diagnostics (logged, never summed): per task the running
+    per-dimension std of the embedding and of the latent, the mean latent norm and, for couplings, the mean
+    ``log|det|`` of the stack (``diag/<task>_{embed_std,latent_std,latent_norm,logdet}``).
     """
 
     def __init__(self, tasks: Dict[str, dict], latent_dim: int = 256, coupling: dict = DEFAULT_COUPLING,
                  invertible: bool = True, align_loss: str = 'center', loss_weight: float = 1.0, seed: int = 0,
+                 latent_norm: Optional[str] = None, collapse_ratio: float = 0.1, collapse_warmup: int = 20,
                  init_cfg: Optional[dict] = None) -> None:
         check_tasks(tasks)
         if align_loss not in ALIGN_MODES:
             raise ValueError(f'align_loss must be one of {ALIGN_MODES}, got {align_loss!r}')
+        if latent_norm not in LATENT_NORMS:
+            raise ValueError(f'latent_norm must be one of {LATENT_NORMS}, got {latent_norm!r}')
         super().__init__(taps={name: task['tap'] for name, task in tasks.items()}, init_cfg=init_cfg)
         self.align_mode = align_loss
         self.loss_weight = float(loss_weight)
@@ -94,6 +109,10 @@ class NexusFlow(TapPlugin):
                 {name: build_aggregator(task['aggregator'], latent_dim) for name, task in tasks.items()})
             self.flows = nn.ModuleDict({name: build_flow(coupling, latent_dim, invertible, seed + index)
                                         for index, name in enumerate(tasks)})
+        out_dim = next(iter(self.flows.values())).out_dim
+        self.latent_norm = LatentStandardizer(out_dim) if latent_norm == 'running' else None
+        self.monitor = CollapseMonitor(list(tasks), latent_dim, out_dim, ratio=collapse_ratio,
+                                       warmup=collapse_warmup)
         self._latents: Dict[str, Tensor] = {}
 
     def embed(self) -> Dict[str, Tensor]:
@@ -135,7 +154,19 @@ class NexusFlow(TapPlugin):
             latents = self.encode(embeddings)
         finally:
             self.clear()
+        diagnostics = self.diagnostics(embeddings, latents) if self.training else {}
+        if self.latent_norm is not None:
+            latents = self.latent_norm(latents)
         z_list, f_list = list(latents.values()), list(embeddings.values())
         return dict(loss_align=self.loss_weight * align_loss(z_list, self.align_mode, 'mean'),
                     latent_dist=mean_pair_distance([z.detach() for z in z_list]),
-                    embed_dist=mean_pair_distance([f.detach() for f in f_list]))
+                    embed_dist=mean_pair_distance([f.detach() for f in f_list]), **diagnostics)
+
+    @torch.no_grad()
+    def diagnostics(self, embeddings: Dict[str, Tensor], latents: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """``diag/*`` scalars of one training batch (see the class docstring); updates the collapse monitor."""
+        stats = self.monitor.update(embeddings, latents)
+        for name, flow in self.flows.items():
+            if hasattr(flow, 'volume_log_det'):
+                stats[f'{name}_logdet'] = flow.volume_log_det(embeddings[name].detach()).mean()
+        return {f'diag/{key}': value.detach() for key, value in stats.items()}

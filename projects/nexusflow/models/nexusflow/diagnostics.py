@@ -1,0 +1,133 @@
+"""Running moments of NexusFlow's embeddings and latents: collapse diagnostics and the ``'running'`` latent norm.
+
+Training runs with a few samples per batch (one clip per GPU in UniAD), so a per-dimension standard deviation over
+the batch is undefined or noise. :class:`RunningMoments` keeps exponential moving averages of the per-dimension mean
+and second moment (bias-corrected as Adam's), which give a per-dimension std over the last ``~1 / momentum``
+samples.
+
+Why a latent norm: the pairwise / centre loss is zero for any constant latent, and an affine coupling can scale its
+transformed half by ``exp(-clamp)`` per layer, so a stack can shrink the latent and win the loss without moving the
+task features (measured on the tiny model: latents of norm 0.03 against 4.5-6.7 for the tapped features, align loss
+1.56 -> 0.002). :class:`LatentStandardizer` divides the latents of all tasks by the running per-dimension std of
+their pooled values (detached, shared by the tasks so that offsets between tasks stay), so scale cannot be traded
+for loss; it is the batch-free analogue of a BatchNorm without affine parameters in front of the loss.
+"""
+from typing import Dict
+
+import torch
+from mmengine.logging import print_log
+from torch import Tensor, nn
+
+
+class RunningMoments(nn.Module):
+    """EMA of the per-dimension mean and second moment of ``[B, D]`` rows.
+
+    Args:
+        dim (int): width ``D``.
+        momentum (float): weight of a new batch, in ``(0, 1]``.
+    """
+
+    def __init__(self, dim: int, momentum: float = 0.02) -> None:
+        super().__init__()
+        if not 0.0 < momentum <= 1.0:
+            raise ValueError(f'momentum must be in (0, 1], got {momentum}')
+        self.momentum = float(momentum)
+        self.register_buffer('mean', torch.zeros(dim))
+        self.register_buffer('sq_mean', torch.zeros(dim))
+        self.register_buffer('weight', torch.zeros(()))  # 1 - (1 - momentum)^t: Adam's bias correction
+
+    @torch.no_grad()
+    def update(self, x: Tensor) -> None:
+        """Fold ``x`` ``[B, D]`` (any float dtype) into the averages."""
+        x = x.detach().float().reshape(-1, self.mean.numel())
+        m = self.momentum
+        self.mean.mul_(1 - m).add_(x.mean(dim=0), alpha=m)
+        self.sq_mean.mul_(1 - m).add_(x.pow(2).mean(dim=0), alpha=m)
+        self.weight.mul_(1 - m).add_(m)
+
+    def std(self) -> Tensor:
+        """Per-dimension std ``[D]`` (zeros before any update)."""
+        w = self.weight.clamp(min=1e-12)
+        mean, sq = self.mean / w, self.sq_mean / w
+        return (sq - mean.pow(2)).clamp(min=0).sqrt() * (self.weight > 0)
+
+    def centre(self) -> Tensor:
+        return self.mean / self.weight.clamp(min=1e-12)
+
+
+class LatentStandardizer(nn.Module):
+    """Divide every task's latent by the running per-dimension std of all tasks' latents (shared, detached).
+
+    Args:
+        dim (int): latent width.
+        momentum (float): EMA weight of a new batch.
+        eps (float): added to the std.
+    """
+
+    def __init__(self, dim: int, momentum: float = 0.02, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.moments = RunningMoments(dim, momentum)
+        self.eps = float(eps)
+
+    def forward(self, latents: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """``{task: z [B, D]}`` -> ``{task: z / (std + eps)}``; in training the pooled batch updates the std first."""
+        if self.training:
+            self.moments.update(torch.cat(list(latents.values())))
+        scale = (self.moments.std() + self.eps).detach()
+        return {name: z / scale.to(z.dtype) for name, z in latents.items()}
+
+
+class CollapseMonitor(nn.Module):
+    """Per-task running std of the aggregator embedding ``f`` and of the latent ``z``, and a collapse warning.
+
+    The reference of a task is its latent std after ``warmup`` updates; a warning is logged (at most every
+    ``warn_interval`` updates) while the latent std is below ``ratio`` times it.
+
+    Args:
+        tasks (list[str]): task names.
+        embed_dim (int): width of ``f``.
+        latent_dim (int): width of ``z``.
+        ratio (float): collapse threshold, fraction of the reference std.
+        warmup (int): updates before the reference is taken.
+        warn_interval (int): updates between two warnings.
+        momentum (float): EMA weight of a new batch.
+    """
+
+    def __init__(self, tasks, embed_dim: int, latent_dim: int, ratio: float = 0.1, warmup: int = 20,
+                 warn_interval: int = 100, momentum: float = 0.02) -> None:
+        super().__init__()
+        self.ratio, self.warmup, self.warn_interval = float(ratio), int(warmup), int(warn_interval)
+        self.embeds = nn.ModuleDict({t: RunningMoments(embed_dim, momentum) for t in tasks})
+        self.latents = nn.ModuleDict({t: RunningMoments(latent_dim, momentum) for t in tasks})
+        self.register_buffer('steps', torch.zeros((), dtype=torch.long))
+        self.register_buffer('reference', torch.zeros(len(tasks)))
+        self.register_buffer('last_warning', torch.full((), -10 ** 9, dtype=torch.long))
+
+    @torch.no_grad()
+    def update(self, embeddings: Dict[str, Tensor], latents: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """Fold one batch in; return ``{'<task>_embed_std', '<task>_latent_std', '<task>_latent_norm'}`` scalars."""
+        out = {}
+        self.steps += 1
+        for index, task in enumerate(self.embeds):
+            self.embeds[task].update(embeddings[task])
+            self.latents[task].update(latents[task])
+            latent_std = self.latents[task].std().mean()
+            out[f'{task}_embed_std'] = self.embeds[task].std().mean()
+            out[f'{task}_latent_std'] = latent_std
+            out[f'{task}_latent_norm'] = latents[task].detach().float().norm(dim=-1).mean()
+            if int(self.steps) == self.warmup:
+                self.reference[index] = latent_std
+            self._check(index, task, latent_std)
+        return out
+
+    def _check(self, index: int, task: str, latent_std: Tensor) -> None:
+        reference = float(self.reference[index])
+        if int(self.steps) <= self.warmup or reference <= 0 or float(latent_std) >= self.ratio * reference:
+            return
+        if int(self.steps) - int(self.last_warning) < self.warn_interval:
+            return
+        self.last_warning.fill_(int(self.steps))
+        print_log(f'NexusFlow: the {task} latent collapses: its per-dimension std is {float(latent_std):.2e}, '
+                  f'{float(latent_std) / reference:.1%} of {reference:.2e} after {self.warmup} updates (warning below '
+                  f'{self.ratio:.0%}). The alignment loss is being won by shrinking the latent; consider '
+                  "latent_norm='running'.", logger='current', level=30)
