@@ -15,6 +15,7 @@ box convention (``box_coder.py``), and UniAD's QIM IoU threshold of 0.5 replaced
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from mmdet.models.layers.transformer import inverse_sigmoid
 from mmengine.model import BaseModule, ModuleList, bias_init_with_prob
 from mmengine.structures import InstanceData
@@ -75,6 +76,9 @@ class UniADTrackHead(BaseModule):
         ego_box_size (Sequence[float]): ``(l, w, h)`` of the ego box in metres.
         ego_label (int): class index of the ego box (``car``).
         use_cuda_kernel (bool): use mmcv's deformable-attention CUDA kernel on CUDA tensors.
+        heatmap_init (dict, optional): ``UniADHeatmapQueryInit`` arguments (``nms_kernel``, ``min_radius``,
+            ``min_overlap``, ``loss_weight``): place the fresh queries at the peaks of a class heatmap of the BEV
+            (``heatmap_init.py``) instead of UniAD's learned reference points; ``None`` (default) is UniAD's way.
         init_cfg (dict, optional): mmengine init config.
     """
 
@@ -93,7 +97,7 @@ class UniADTrackHead(BaseModule):
                                        loss_weight=2.0),
                  loss_bbox: dict = dict(type='mmdet.L1Loss', loss_weight=0.25), gt_iou_threshold: float = 0.3,
                  ego_box_size: Sequence[float] = (4.08, 1.73, 1.56), ego_label: int = 0,
-                 use_cuda_kernel: bool = True, init_cfg=None) -> None:
+                 use_cuda_kernel: bool = True, heatmap_init: Optional[dict] = None, init_cfg=None) -> None:
         super().__init__(init_cfg)
         if code_size != CODE_SIZE:
             raise ValueError(f'code_size must be {CODE_SIZE} (cx, cy, log l, log w, cz, log h, sin, cos, vx, vy), '
@@ -121,6 +125,9 @@ class UniADTrackHead(BaseModule):
         self.matcher = TASK_UTILS.build(_with_type('UniADClipMatcher', {}, matcher))
         self.loss_fn = MODELS.build(dict(type='UniADTrackLoss', num_classes=num_classes, code_weights=code_weights,
                                          loss_cls=loss_cls, loss_bbox=loss_bbox))
+        self.heatmap_init = None if heatmap_init is None else MODELS.build(_with_type(
+            'UniADHeatmapQueryInit', dict(embed_dims=embed_dims, num_classes=num_classes, bev_h=bev_h, bev_w=bev_w,
+                                          point_cloud_range=point_cloud_range, num_queries=num_query), heatmap_init))
         # Tap point for plug-ins (README "Model interfaces"): called on the last decoder layer's predictions of every
         # frame; an identity, so hooks read them without changing any output.
         self.pred_tap = nn.Identity()
@@ -154,7 +161,8 @@ class UniADTrackHead(BaseModule):
 
         Returns:
             dict[str, Tensor]: ``frame_{f}_loss_cls_{d}`` and ``frame_{f}_loss_bbox_{d}`` for every frame ``f`` and
-            decoder layer ``d`` (scalars, fp32). A sample with ``has_track_gt=False`` adds exactly zero to each.
+            decoder layer ``d`` (scalars, fp32), and ``frame_{f}_loss_heatmap`` with ``heatmap_init``. A sample
+            with ``has_track_gt=False`` adds exactly zero to each.
         """
         if len(bevs) != len(frames) or len(bevs) == 0:
             raise ValueError(f'loss needs one BEV per frame, got {len(bevs)} BEVs and {len(frames)} frames')
@@ -166,7 +174,12 @@ class UniADTrackHead(BaseModule):
         for index, (bev, samples) in enumerate(zip(bevs, frames)):
             metas = [sample.metainfo for sample in samples]
             self._check_inputs(bev, state, metas)
-            tracks, output = self._decode(bev, self._frame_queries(state, metas))
+            peaks = None
+            if self.heatmap_init is not None:
+                logits = self.heatmap_init(bev)
+                losses[f'frame_{index}_loss_heatmap'] = self.heatmap_init.loss(logits, targets[index])
+                peaks = self.heatmap_init.query_inputs(bev, logits)
+            tracks, output = self._decode(bev, self._frame_queries(state, metas, peaks))
             frame_losses, tracks = self._frame_losses(tracks, output, targets[index])
             losses.update({f'frame_{index}_{key}': value for key, value in frame_losses.items()})
             if index + 1 < len(frames):
@@ -237,7 +250,8 @@ class UniADTrackHead(BaseModule):
             ``>= filter_score_thresh`` (the ego query excluded); and the updated state.
         """
         self._check_inputs(bev, state, metas)
-        tracks, _ = self._decode(bev, self._frame_queries(state, metas))
+        peaks = None if self.heatmap_init is None else self.heatmap_init.query_inputs(bev, self.heatmap_init(bev))
+        tracks, _ = self._decode(bev, self._frame_queries(state, metas, peaks))
         for b, sample_tracks in enumerate(tracks):
             sample_tracks.obj_ids, sample_tracks.disappear, state.next_id[b] = self.tracker.update(
                 sample_tracks.obj_ids, sample_tracks.scores, sample_tracks.disappear, state.next_id[b])
@@ -267,30 +281,48 @@ class UniADTrackHead(BaseModule):
                 raise ValueError(f'sample {b} moved from scene {previous!r} to {meta["scene_token"]!r}: call '
                                  f'state.reset({b}) when a sequence starts a new scene')
 
-    def _fresh_tracks(self) -> TrackInstances:
-        """The ``num_query`` (+1 ego) fresh queries, rebuilt from the embedding (with grad) every frame."""
+    def _fresh_tracks(self, peak_xy: Optional[Tensor] = None, peak_feat: Optional[Tensor] = None) -> TrackInstances:
+        """The ``num_query`` (+1 ego) fresh queries, rebuilt from the embedding (with grad) every frame.
+
+        With ``heatmap_init`` the object queries start at the sample's heatmap peaks: ``peak_xy`` ``[num_query, 2]``
+        unit BEV locations replace the learned reference ``(x, y)`` and ``peak_feat`` ``[num_query, C]`` is added to
+        the query content (the ego query keeps its learned reference).
+        """
         query = self.query_embedding.weight
         num, device = query.shape[0], query.device
+        ref_pts = self.reference_points(query[:, :self.embed_dims]).float()
+        if peak_xy is not None:
+            pad = num - len(peak_xy)
+            ref_pts = torch.cat((torch.cat((inverse_sigmoid(peak_xy.float()), ref_pts[len(peak_xy):, :2])),
+                                 ref_pts[:, 2:]), dim=1)
+            query = torch.cat((query[:, :self.embed_dims],
+                               query[:, self.embed_dims:] + F.pad(peak_feat.to(query.dtype), (0, 0, 0, pad))), dim=1)
         obj_ids = torch.full((num, ), FREE_ID, dtype=torch.long, device=device)
         if self.with_ego_query:
             obj_ids[self.num_query] = EGO_ID
         mem_len = self.memory_bank.memory_bank_len
         zeros = query.new_zeros
         return TrackInstances(
-            query=query, ref_pts=self.reference_points(query[:, :self.embed_dims]).float(), obj_ids=obj_ids,
+            query=query, ref_pts=ref_pts, obj_ids=obj_ids,
             iou=zeros(num), scores=zeros(num), disappear=torch.zeros_like(obj_ids),
             pred_logits=zeros(num, self.num_classes), pred_codes=zeros(num, CODE_SIZE),
             output_embedding=zeros(num, self.embed_dims), mem_bank=zeros(num, mem_len, self.embed_dims),
             mem_padding_mask=torch.ones(num, mem_len, dtype=torch.bool, device=device),
             save_period=torch.zeros_like(obj_ids))
 
-    def _frame_queries(self, state: TrackState, metas: Sequence[dict]) -> List[TrackInstances]:
-        """Per sample: fresh queries followed by the carried tracks moved into this frame."""
+    def _frame_queries(self, state: TrackState, metas: Sequence[dict],
+                       peaks: Optional[Tuple[Tensor, Tensor]] = None) -> List[TrackInstances]:
+        """Per sample: fresh queries followed by the carried tracks moved into this frame.
+
+        ``peaks``: ``HeatmapQueryInit.query_inputs`` of the batch (unit ``(x, y)`` ``[B, num_query, 2]`` and BEV
+        features ``[B, num_query, C]``) with ``heatmap_init``, else None.
+        """
         queries = []
         for b, meta in enumerate(metas):
+            fresh = self._fresh_tracks() if peaks is None else self._fresh_tracks(peaks[0][b], peaks[1][b])
             carried = state.tracks[b]
             if carried is None or len(carried) == 0:
-                queries.append(self._fresh_tracks())
+                queries.append(fresh)
                 continue
             prev2cur = state.prev2cur(b, lidar2global_of(meta))
             moved = propagate_reference_points(carried.ref_pts, carried.pred_codes[:, 8:10], prev2cur,
@@ -298,7 +330,7 @@ class UniADTrackHead(BaseModule):
             height = self.reference_points(carried.query[:, :self.embed_dims])[:, 2:].float()
             carried = carried[:]
             carried.ref_pts = torch.cat((moved[:, :2], height), dim=1)
-            queries.append(TrackInstances.cat([self._fresh_tracks(), carried]))
+            queries.append(TrackInstances.cat([fresh, carried]))
         return queries
 
     def _decode(self, bev: Tensor, tracks: List[TrackInstances]) -> Tuple[List[TrackInstances], FrameOutput]:
