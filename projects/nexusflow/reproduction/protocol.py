@@ -1,0 +1,165 @@
+"""A reproduction protocol: the synthetic sets, the shared pretraining stage and the rows of a results table.
+
+A protocol is an mmengine config file (``configs/uniad_nexusflow/reproduce/*.py``) with:
+
+* ``data``: the synthetic nuScenes set every row trains on (its ``synth_train`` scenes) and is evaluated on (its
+  held-out ``synth_val`` scenes): ``dict(root, scenes_per_city, samples_per_scene, seed, img_size)``;
+* ``pretrain`` (optional): ``dict(data=<same keys as data>, config=<train config>)``, a stage run once on a separate
+  synthetic set whose last checkpoint initialises every row whose ``init`` is ``'pretrain'``;
+* ``row_options`` (optional): ``--cfg-options`` given to every row's training (e.g. a frozen pretrained backbone);
+* ``rows``: a list of ``dict(name, label, config, seeds, init='pretrain', options={}, group='')``; ``init`` is
+  ``'pretrain'``, ``None`` (from scratch) or the name of another row whose checkpoint of the same seed starts this
+  row (phase 2 of two-phase training).
+
+:func:`load_protocol` validates all of it and :func:`expand_runs` turns a selection of rows and seeds into the
+ordered list of runs, phase-1 dependencies first.
+"""
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from mmengine.config import Config
+
+DATA_KEYS = ('root', 'scenes_per_city', 'samples_per_scene', 'seed', 'img_size')
+ROW_KEYS = {'name', 'label', 'config', 'seeds', 'init', 'options', 'group'}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Arguments of ``tools/create_data.py synthetic`` for one synthetic set."""
+    root: str
+    scenes_per_city: int
+    samples_per_scene: int
+    seed: int
+    img_size: Tuple[int, int]
+
+    def as_dict(self) -> dict:
+        return dict(root=self.root, scenes_per_city=self.scenes_per_city, samples_per_scene=self.samples_per_scene,
+                    seed=self.seed, img_size=list(self.img_size))
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the table: a training config run for each of its seeds."""
+    name: str
+    label: str
+    config: str
+    seeds: Tuple[int, ...]
+    init: Optional[str] = 'pretrain'
+    options: Dict[str, object] = field(default_factory=dict)
+    group: str = ''
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    path: str
+    data: DataSpec
+    rows: Tuple[Row, ...]
+    pretrain_data: Optional[DataSpec] = None
+    pretrain_config: Optional[str] = None
+    row_options: Dict[str, object] = field(default_factory=dict)
+
+    def row(self, name: str) -> Row:
+        for row in self.rows:
+            if row.name == name:
+                return row
+        raise KeyError(f'protocol {self.path} has no row {name!r}; its rows: {[r.name for r in self.rows]}')
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training of one row with one seed."""
+    row: Row
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f'{self.row.name}/seed{self.seed}'
+
+
+def _data_spec(value, where: str) -> DataSpec:
+    if not isinstance(value, dict) or set(value) != set(DATA_KEYS):
+        raise ValueError(f'{where} must be dict({", ".join(DATA_KEYS)}), got {value!r}')
+    size = tuple(value['img_size'])
+    if len(size) != 2:
+        raise ValueError(f'{where}.img_size must be (W, H), got {value["img_size"]!r}')
+    return DataSpec(str(value['root']), int(value['scenes_per_city']), int(value['samples_per_scene']),
+                    int(value['seed']), (int(size[0]), int(size[1])))
+
+
+def _row(value, index: int, path: str) -> Row:
+    where = f'{path}: rows[{index}]'
+    if not isinstance(value, dict) or not {'name', 'label', 'config', 'seeds'} <= set(value) \
+            or not set(value) <= ROW_KEYS:
+        raise ValueError(f'{where} must be dict(name, label, config, seeds[, init, options, group]), got {value!r}')
+    seeds = value['seeds']
+    seeds = tuple(range(seeds)) if isinstance(seeds, int) else tuple(int(s) for s in seeds)
+    if not seeds:
+        raise ValueError(f'{where} ({value["name"]}): seeds must be a count >= 1 or a non-empty list')
+    if not osp.isfile(value['config']):
+        raise FileNotFoundError(f'{where} ({value["name"]}): config {value["config"]} does not exist '
+                                '(paths are relative to the repository root)')
+    return Row(name=str(value['name']), label=str(value['label']), config=str(value['config']), seeds=seeds,
+               init=value.get('init', 'pretrain'), options=dict(value.get('options', {})),
+               group=str(value.get('group', '')))
+
+
+def load_protocol(path: str) -> Protocol:
+    """Read and validate the protocol config at ``path`` (see the module docstring)."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'protocol file {path} does not exist; see configs/uniad_nexusflow/reproduce/')
+    cfg = Config.fromfile(path)
+    for key in ('data', 'rows'):
+        if key not in cfg:
+            raise KeyError(f'protocol {path} lacks {key!r} (see projects/nexusflow/reproduction/protocol.py)')
+    rows = tuple(_row(value, index, path) for index, value in enumerate(cfg.rows))
+    names = [row.name for row in rows]
+    if len(set(names)) != len(names):
+        raise ValueError(f'protocol {path}: row names must be unique, got {names}')
+    pretrain = cfg.get('pretrain', None)
+    pretrain_data = pretrain_config = None
+    if pretrain is not None:
+        pretrain_data = _data_spec(pretrain.get('data'), f'{path}: pretrain.data')
+        pretrain_config = pretrain.get('config')
+        if pretrain_config is None or not osp.isfile(pretrain_config):
+            raise FileNotFoundError(f'{path}: pretrain.config {pretrain_config} does not exist')
+    for row in rows:
+        if row.init == 'pretrain' and pretrain is None:
+            raise ValueError(f'{path}: row {row.name!r} starts from the pretraining stage but the protocol has no '
+                             "'pretrain'; set init=None to train from scratch")
+        if row.init not in (None, 'pretrain') and row.init not in names:
+            raise ValueError(f'{path}: row {row.name!r} starts from row {row.init!r}, which is not in the protocol')
+        if row.init == row.name:
+            raise ValueError(f'{path}: row {row.name!r} cannot start from itself')
+    return Protocol(name=osp.splitext(osp.basename(path))[0], path=path, data=_data_spec(cfg.data, f'{path}: data'),
+                    rows=rows, pretrain_data=pretrain_data, pretrain_config=pretrain_config,
+                    row_options=dict(cfg.get('row_options', {})))
+
+
+def expand_runs(protocol: Protocol, row_names: Optional[Sequence[str]] = None,
+                seeds: Optional[Sequence[int]] = None) -> List[Run]:
+    """The runs of the selected rows (default: all) and seeds (default: each row's own), dependencies first.
+
+    Seed-major: every row's seed 0, then every row's seed 1, ... so that an interrupted table has whole columns.
+
+    A row that starts from another row's checkpoint pulls in that row's run of the same seed, which is ordered
+    before it; every run appears once.
+    """
+    selected = [protocol.row(name) for name in row_names] if row_names else list(protocol.rows)
+    ordered: List[Run] = []
+
+    def add(run: Run, chain: Tuple[str, ...]) -> None:
+        if run.row.name in chain:
+            raise ValueError(f'rows {" -> ".join(chain + (run.row.name, ))} start from each other in a cycle')
+        if run.row.init not in (None, 'pretrain'):
+            add(Run(protocol.row(run.row.init), run.seed), chain + (run.row.name, ))
+        if run not in ordered:
+            ordered.append(run)
+
+    wanted = [(row, int(seed)) for row in selected for seed in (seeds if seeds else row.seeds)]
+    for seed in sorted({seed for _, seed in wanted}):
+        for row, row_seed in wanted:
+            if row_seed == seed:
+                add(Run(row, seed), ())
+    return ordered

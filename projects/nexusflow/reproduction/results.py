@@ -1,0 +1,200 @@
+"""Results of a reproduction: per-run figures collected from the stages' outputs, mean +- std per row, a markdown
+page and plots.
+
+``results.json``::
+
+    {protocol, generated, rows: {row: {label, group, seeds: {seed: {metrics, mmd, diagnostics, seconds}}}},
+     summary: {row: {metric: {mean, std, n}}}, budget: {stage kind: seconds}}
+
+``metrics`` keeps every number ``tools/test.py`` reported (overall and per city); ``mmd`` the squared MMD
+Boston~Singapore (mean over subsets) of each analysed feature set; ``diagnostics`` the first and last logged value of
+every ``diag/*`` scalar of the training (NexusFlow runs).
+"""
+import glob
+import json
+import math
+import os.path as osp
+import time
+from typing import Dict, List, Optional, Sequence
+
+from .protocol import Protocol, Run
+from .stages import METRICS, read_done
+
+CITIES = ('boston', 'singapore')
+TRACK_KEYS = ('amota', 'amotp', 'recall', 'ids')
+MAP_KEYS = ('lanes_iou', 'drivable_iou', 'divider_iou', 'crossing_iou')
+MMD_FEATURES = ('taps/track', 'taps/map', 'embeddings/track', 'embeddings/map', 'latents/track', 'latents/map')
+CITY_PAIR = 'boston~singapore'
+
+
+def metric_names() -> List[str]:
+    """The metric keys of the tables, overall then per city (``track/amota``, ``track/boston/amota``, ...)."""
+    names = [f'track/{k}' for k in TRACK_KEYS] + [f'map/{k}' for k in MAP_KEYS]
+    for city in CITIES:
+        names += [f'track/{city}/{k}' for k in TRACK_KEYS] + [f'map/{city}/{k}' for k in MAP_KEYS]
+    return names
+
+
+def _mmd(analysis_dir: str) -> Dict[str, float]:
+    path = osp.join(analysis_dir, 'analysis.json')
+    if not osp.isfile(path):
+        return {}
+    with open(path) as f:
+        features = json.load(f)['features']
+    return {name: entry['mmd_city'][CITY_PAIR]['mean'] for name, entry in features.items()
+            if entry['mmd_city'].get(CITY_PAIR) is not None}
+
+
+def _diagnostics(train_dir: str) -> Dict[str, Dict[str, float]]:
+    """``{key: {first, last}}`` of the ``diag/*`` scalars mmengine logged in ``<train_dir>/*/vis_data/scalars.json``."""
+    series: Dict[str, List[float]] = {}
+    for path in sorted(glob.glob(osp.join(train_dir, '*', 'vis_data', 'scalars.json')), key=osp.getmtime):
+        with open(path) as f:
+            for line in f:
+                if not line.strip():
+                    continue
+                record = json.loads(line)
+                for key, value in record.items():
+                    if 'diag/' in key and isinstance(value, (int, float)):
+                        series.setdefault(key.split('diag/', 1)[1], []).append(float(value))
+    return {key: dict(first=values[0], last=values[-1]) for key, values in series.items()}
+
+
+def collect_run(run_dir: str) -> Optional[dict]:
+    """Figures of one finished run (its test stage done), or None."""
+    test_dir = osp.join(run_dir, 'test')
+    test = read_done(test_dir)
+    if test is None:
+        return None
+    with open(osp.join(test_dir, METRICS)) as f:
+        metrics = json.load(f)
+    train = read_done(osp.join(run_dir, 'train')) or {}
+    return dict(metrics=metrics, mmd=_mmd(osp.join(run_dir, 'analysis')),
+                diagnostics=_diagnostics(osp.join(run_dir, 'train')),
+                seconds=dict(train=train.get('seconds'), test=test.get('seconds')))
+
+
+def mean_std(values: Sequence[float]) -> dict:
+    """``{mean, std, n}`` over the finite values; ``std`` is the sample std (ddof 1), 0 for one value."""
+    values = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    if not values:
+        return dict(mean=float('nan'), std=float('nan'), n=0)
+    mean = sum(values) / len(values)
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+    return dict(mean=mean, std=math.sqrt(var), n=len(values))
+
+
+def collect(protocol: Protocol, runs: Sequence[Run], planner) -> dict:
+    """``results.json`` content for ``runs`` (unfinished runs are left out; a row with none is absent)."""
+    rows: Dict[str, dict] = {}
+    for run in runs:
+        figures = collect_run(planner.run_dir(run))
+        if figures is None:
+            continue
+        entry = rows.setdefault(run.row.name, dict(label=run.row.label, group=run.row.group, seeds={}))
+        entry['seeds'][str(run.seed)] = figures
+    summary = {}
+    for name, entry in rows.items():
+        seeds = list(entry['seeds'].values())
+        stats = {key: mean_std([s['metrics'].get(key, float('nan')) for s in seeds]) for key in metric_names()}
+        for feature in MMD_FEATURES:
+            stats[f'mmd/{feature}'] = mean_std([s['mmd'].get(feature, float('nan')) for s in seeds])
+        summary[name] = stats
+    budget: Dict[str, float] = {}
+    for stage in planner.plan(list(runs)):
+        done = read_done(stage.work_dir)
+        if done is not None and done.get('ran', True):
+            budget[stage.kind] = budget.get(stage.kind, 0.0) + done['seconds']
+    return dict(protocol=protocol.path, generated=time.strftime('%Y-%m-%d %H:%M:%S'), rows=rows, summary=summary,
+                budget=budget)
+
+
+def _cell(stat: dict, scale: float = 1.0, digits: int = 3) -> str:
+    if stat['n'] == 0:
+        return '-'
+    if stat['n'] == 1:
+        return f'{stat["mean"] * scale:.{digits}f}'
+    return f'{stat["mean"] * scale:.{digits}f} ± {stat["std"] * scale:.{digits}f}'
+
+
+def _table(header: List[str], lines: List[List[str]]) -> List[str]:
+    return (['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
+            + ['| ' + ' | '.join(line) + ' |' for line in lines])
+
+
+def markdown(results: dict, protocol: Protocol) -> str:
+    """The tables of the result page: overall, per city, MMD; mean ± std over seeds (n = seeds)."""
+    order = [row.name for row in protocol.rows if row.name in results['summary']]
+    label = {name: results['rows'][name]['label'] for name in order}
+    stats = results['summary']
+
+    def n(name: str) -> str:
+        return str(len(results['rows'][name]['seeds']))
+
+    overall = _table(['row', 'seeds', 'AMOTA', 'AMOTP (m)', 'recall', 'IDS', 'lanes IoU', 'drivable IoU',
+                      'divider IoU', 'crossing IoU'],
+                     [[label[r], n(r)] + [_cell(stats[r][f'track/{k}'], digits=0 if k == 'ids' else 3)
+                                          for k in TRACK_KEYS]
+                      + [_cell(stats[r][f'map/{k}'], digits=1) for k in MAP_KEYS] for r in order])
+    city_columns = ('AMOTA', 'recall', 'lanes IoU', 'drivable IoU')
+    per_city = _table(['row'] + [f'{what} {city.capitalize()}' for what in city_columns for city in CITIES],
+                      [[label[r]] + [_cell(stats[r][f'track/{c}/{k}']) for k in ('amota', 'recall') for c in CITIES]
+                       + [_cell(stats[r][f'map/{c}/{k}'], digits=1) for k in ('lanes_iou', 'drivable_iou')
+                          for c in CITIES] for r in order])
+    mmd = _table(['row'] + [f'MMD² B~S {f}' for f in MMD_FEATURES],
+                 [[label[r]] + [_cell(stats[r][f'mmd/{f}'], digits=4) for f in MMD_FEATURES] for r in order])
+    budget = ', '.join(f'{kind} {seconds / 3600:.2f} h' for kind, seconds in results['budget'].items())
+    total = sum(results['budget'].values()) / 3600
+    return '\n'.join(['### Overall (held-out val scenes)', ''] + overall
+                     + ['', '### Per city', ''] + per_city
+                     + ['', '### Boston–Singapore MMD² of the task features and latents', ''] + mmd
+                     + ['', f'Measured compute: {budget} (total {total:.2f} h on this machine).', ''])
+
+
+def plot(results: dict, protocol: Protocol, out_dir: str) -> List[str]:
+    """``per_city.png`` (AMOTA and lanes IoU per city per row, error bars = std over seeds) and ``mmd.png`` (once
+    some run has its feature analysis)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    order = [row.name for row in protocol.rows if row.name in results['summary']]
+    stats = results['summary']
+    paths = []
+    fig, axes = plt.subplots(1, 2, figsize=(13, 0.45 * len(order) + 2.2))
+    panels = (('track/{}/amota', 'AMOTA', 1.0), ('map/{}/lanes_iou', 'lanes IoU', 1.0))
+    for ax, (key, title, scale) in zip(axes, panels):
+        for offset, (city, color) in enumerate(zip(CITIES, ('tab:blue', 'tab:orange'))):
+            ys = [i + (offset - 0.5) * 0.38 for i in range(len(order))]
+            means = [stats[r][key.format(city)]['mean'] * scale for r in order]
+            errs = [stats[r][key.format(city)]['std'] * scale if stats[r][key.format(city)]['n'] > 1 else 0
+                    for r in order]
+            ax.barh(ys, means, height=0.36, xerr=errs, color=color, label=city.capitalize(), capsize=3)
+        ax.set_yticks(range(len(order)), [results['rows'][r]['label'] for r in order], fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(f'{title} per city (held-out val)')
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(osp.join(out_dir, 'per_city.png'))
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    features = [f for f in MMD_FEATURES if any(stats[r][f'mmd/{f}']['n'] for r in order)]
+    if not features:
+        return paths
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(order) + 2.2))
+    width = 0.8 / max(1, len(features))
+    for k, feature in enumerate(features):
+        ys = [i - 0.4 + (k + 0.5) * width for i in range(len(order))]
+        ax.barh(ys, [stats[r][f'mmd/{feature}']['mean'] for r in order], height=width * 0.95,
+                xerr=[stats[r][f'mmd/{feature}']['std'] if stats[r][f'mmd/{feature}']['n'] > 1 else 0
+                      for r in order], label=feature, capsize=2)
+    ax.set_yticks(range(len(order)), [results['rows'][r]['label'] for r in order], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_title('Boston–Singapore MMD² (held-out val)')
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    paths.append(osp.join(out_dir, 'mmd.png'))
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    return paths

@@ -1,0 +1,161 @@
+"""The reproduction harness on a fake runner: stage order, resume, shared stages, aggregation, report (no training)."""
+import json
+import os
+import os.path as osp
+
+import pytest
+
+from projects.nexusflow.reproduction import Executor, StagePlanner, collect, expand_runs, load_protocol, markdown, \
+    mean_std, plot
+from projects.nexusflow.reproduction.stages import data_ready
+
+CONFIG = 'configs/uniad_nexusflow/tiny_uniad_full.py'
+
+
+def write_protocol(tmp_path, rows=None):
+    rows = rows or [
+        dict(name='full', label='Full', config=CONFIG, seeds=2),
+        dict(name='baseline', label='Baseline', config=CONFIG, seeds=[0, 1]),
+        dict(name='twophase', label='Two-phase', config=CONFIG, seeds=1, init='baseline'),
+        dict(name='scratch', label='Scratch', config=CONFIG, seeds=1, init=None),
+    ]
+    data = dict(root=str(tmp_path / 'data'), scenes_per_city=2, samples_per_scene=4, seed=0, img_size=(64, 36))
+    pre = dict(data=dict(data, root=str(tmp_path / 'pre'), seed=1), config=CONFIG)
+    path = tmp_path / 'protocol.py'
+    path.write_text(f'data = {data!r}\npretrain = {pre!r}\nrow_options = {{"model.x": 1}}\nrows = {rows!r}\n')
+    return str(path)
+
+
+class FakeRunner:
+    """Plays the tools: writes what each would write; can fail a chosen stage once (an interruption)."""
+
+    def __init__(self, metrics_of, fail_on=None):
+        self.calls, self.metrics_of, self.fail_on = [], metrics_of, fail_on
+
+    def __call__(self, command, log_path, on_line):
+        tool = command[1]
+        self.calls.append(command)
+        if tool == 'tools/create_data.py':
+            root = command[command.index('--out-dir') + 1]
+            os.makedirs(root, exist_ok=True)
+            open(osp.join(root, 'nuscenes_infos_temporal_val.pkl'), 'w').close()
+            return 0
+        work_dir = command[command.index('--work-dir') + 1]
+        os.makedirs(work_dir, exist_ok=True)
+        if tool == 'tools/train.py':
+            on_line('Epoch(train) [1][ 5/10]  lr: 1e-3')
+            if self.fail_on is not None and self.fail_on in work_dir:
+                self.fail_on = None
+                ckpt = osp.join(work_dir, 'epoch_1.pth')
+                open(ckpt, 'w').close()
+                open(osp.join(work_dir, 'last_checkpoint'), 'w').write(ckpt)
+                return 1
+            ckpt = osp.join(work_dir, 'epoch_2.pth')
+            open(ckpt, 'w').close()
+            open(osp.join(work_dir, 'last_checkpoint'), 'w').write(ckpt)
+            return 0
+        if tool == 'tools/test.py':
+            log_dir = osp.join(work_dir, '20260101_000000')
+            os.makedirs(log_dir, exist_ok=True)
+            run = work_dir.split(os.sep)[-3:-1]  # <row>, seed<k>
+            with open(osp.join(log_dir, '20260101_000000.json'), 'w') as f:
+                f.write(json.dumps(self.metrics_of(*run)) + '\n')
+            return 0
+        if tool == 'tools/analyze_features.py':
+            out = command[command.index('--out-dir') + 1]
+            os.makedirs(out, exist_ok=True)
+            with open(osp.join(out, 'analysis.json'), 'w') as f:
+                json.dump(dict(features={'taps/map': dict(mmd_city={'boston~singapore': dict(mean=0.5, std=0.1)})}),
+                          f)
+            return 0
+        raise AssertionError(f'unexpected command {command}')
+
+
+def metrics(row, seed):
+    value = {'full': 0.5, 'baseline': 0.2, 'twophase': 0.3, 'scratch': 0.1}[row] + 0.1 * int(seed[4:])
+    return {'track/amota': value, 'track/boston/amota': value / 2, 'map/lanes_iou': 100 * value, 'step': 1}
+
+
+def test_protocol_expansion_orders_dependencies_first(tmp_path):
+    protocol = load_protocol(write_protocol(tmp_path))
+    runs = expand_runs(protocol, ['twophase'], [0, 3])
+    assert [r.key for r in runs] == ['baseline/seed0', 'twophase/seed0', 'baseline/seed3', 'twophase/seed3']
+    assert [r.key for r in expand_runs(protocol)] == ['full/seed0', 'baseline/seed0', 'twophase/seed0',
+                                                      'scratch/seed0', 'full/seed1', 'baseline/seed1']
+
+
+def test_protocol_errors_name_the_problem(tmp_path):
+    with pytest.raises(ValueError, match="starts from row 'nope'"):
+        load_protocol(write_protocol(tmp_path, [dict(name='a', label='A', config=CONFIG, seeds=1, init='nope')]))
+    with pytest.raises(FileNotFoundError, match='missing.py does not exist'):
+        load_protocol(write_protocol(tmp_path, [dict(name='a', label='A', config='missing.py', seeds=1)]))
+    with pytest.raises(KeyError, match="no row 'zzz'"):
+        expand_runs(load_protocol(write_protocol(tmp_path)), ['zzz'])
+
+
+def test_run_resume_and_report(tmp_path):
+    protocol = load_protocol(write_protocol(tmp_path))
+    out = str(tmp_path / 'out')
+    runs = expand_runs(protocol)
+    planner = StagePlanner(protocol, out, python='python')
+    lines = []
+    runner = FakeRunner(metrics, fail_on=osp.join('twophase', 'seed0', 'train'))
+    executor = Executor(out, runner=runner, echo=lines.append, estimates=dict(data=1, train=1, test=1, analysis=1))
+    with pytest.raises(RuntimeError, match=r'twophase/seed0/train failed .*twophase_seed0_train.log'):
+        executor.run(planner.plan(runs))
+    first = [c for c in runner.calls]
+    assert sum(c[1] == 'tools/create_data.py' for c in first) == 2
+    assert any('epoch 1 iter 5/10' in line for line in lines), 'training progress is echoed'
+    # the interrupted run resumes from its checkpoint; nothing finished is redone
+    executor.run(planner.plan(runs))
+    second = runner.calls[len(first):]
+    # seed-major order: the interrupted twophase/seed0, then scratch/seed0, full/seed1, baseline/seed1
+    assert [c[1] for c in second] == ['tools/train.py', 'tools/test.py', 'tools/analyze_features.py'] * 4
+    assert [c[c.index('--work-dir') + 1].split(os.sep)[-3] for c in second[::3]] == ['twophase', 'scratch', 'full',
+                                                                                    'baseline']
+    assert '--resume' in second[0] and not any(arg.startswith('load_from=') for arg in second[0])
+    assert '--resume' not in second[3]
+    executor.run(planner.plan(runs))
+    assert len(runner.calls) == len(first) + len(second), 'a finished reproduction runs nothing'
+
+    by_dir = {c[c.index('--work-dir') + 1]: c for c in runner.calls if c[1] == 'tools/train.py'}
+    pretrain_ckpt = osp.join(out, 'pretrain', 'epoch_2.pth')
+    phase1_ckpt = osp.join(out, 'runs', 'baseline', 'seed0', 'train', 'epoch_2.pth')
+    full = by_dir[osp.join(out, 'runs', 'full', 'seed1', 'train')]
+    assert f'load_from={pretrain_ckpt}' in full and 'randomness.seed=1' in full and 'model.x=1' in full
+    twophase_first = [c for c in first if c[1] == 'tools/train.py' and 'twophase' in c[c.index('--work-dir') + 1]]
+    assert len(twophase_first) == 1 and f'load_from={phase1_ckpt}' in twophase_first[0]
+    assert not any(a.startswith('load_from=') for a in by_dir[osp.join(out, 'runs', 'scratch', 'seed0', 'train')])
+    assert sum(c[1] == 'tools/train.py' and 'pretrain' in c[c.index('--work-dir') + 1] for c in runner.calls) == 1
+
+    results = collect(protocol, runs, planner)
+    assert results['summary']['full']['track/amota'] == pytest.approx(dict(mean=0.55, std=0.1 / 2 ** 0.5, n=2))
+    assert results['summary']['twophase']['map/lanes_iou']['mean'] == pytest.approx(30.0)
+    assert results['rows']['baseline']['seeds']['1']['mmd'] == {'taps/map': 0.5}
+    assert set(results['budget']) == {'data', 'train', 'test', 'analysis'}
+    page = markdown(results, protocol)
+    assert '| Full | 2 | 0.550 ± 0.071 |' in page and '| Scratch | 1 | 0.100 |' in page
+    paths = plot(results, protocol, out)
+    assert all(osp.getsize(p) > 1000 for p in paths)
+
+
+def test_mean_std_ignores_missing_values():
+    assert mean_std([1.0, float('nan'), 3.0]) == dict(mean=2.0, std=2 ** 0.5, n=2)
+    assert mean_std([])['n'] == 0
+
+
+def test_data_stage_reuses_its_own_set_and_refuses_others(tmp_path):
+    protocol = load_protocol(write_protocol(tmp_path))
+    spec = protocol.data
+    assert not data_ready(spec)
+    os.makedirs(spec.root)
+    open(osp.join(spec.root, 'x'), 'w').close()
+    with pytest.raises(FileExistsError, match='not written by tools/reproduce.py'):
+        data_ready(spec)
+    with open(osp.join(spec.root, 'reproduce_data.json'), 'w') as f:
+        json.dump(dict(spec.as_dict(), seed=7), f)
+    with pytest.raises(FileExistsError, match='holds a synthetic set made with'):
+        data_ready(spec)
+    with open(osp.join(spec.root, 'reproduce_data.json'), 'w') as f:
+        json.dump(spec.as_dict(), f)
+    assert data_ready(spec)
