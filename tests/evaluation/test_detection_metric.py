@@ -86,7 +86,8 @@ def test_empty_predictions_and_missing_samples(val, tmp_path):
                                            labels_3d=pred['labels_3d'][:0])
     metrics = evaluate(val, tmp_path, empty)
     assert metrics['map'] == 0.0 and metrics['nds'] == 0.0 and metrics['mate'] == 1.0
-    assert {key for key in metrics if key.endswith('_ap')} == {f'{name}_ap' for name in present_classes(data_list, classes)}
+    present = present_classes(data_list, classes)
+    assert {key for key in metrics if key.endswith('_ap')} == {f'{name}_ap' for name in present}
     with pytest.raises(KeyError, match='lacks 1 of the'):
         evaluate(val, tmp_path, [prediction(info) for info in data_list[1:]])
 

@@ -256,7 +256,7 @@ class BEVFormerEncoder(BaseModule):
         """BEVFormer's TSA inputs (``compat='uniad'``): the previous BEV rotated by the yaw change, both queues'
         reference points shifted by the displacement (BEVFormer's in-place shift), the layer-0 queries
         ``initial_query`` ``[B, HW, C]`` as the current queue of the samples with history."""
-        device, batch = has_history.device, has_history.shape[0]
+        device = has_history.device
         spatial_shapes, _ = single_level_shapes(self.bev_h, self.bev_w, device=device)
         centres = bev_cell_centres(self.bev_h, self.bev_w, self.pc_range, device, geo_dtype)
         delta, delta_yaw, yaw = uniad_ego_motion(img_metas, prev2cur, has_history)

@@ -50,8 +50,8 @@ def _yaw_deg_0_360(ego2global: Tensor) -> Tensor:
     return torch.where(yaw < 0, yaw + 360.0, yaw)
 
 
-def uniad_ego_motion(img_metas: Sequence[dict], prev2cur: Tensor, has_history: Tensor) -> Tuple[Tensor, Tensor,
-                                                                                                   Tensor]:
+def uniad_ego_motion(img_metas: Sequence[dict], prev2cur: Tensor,
+                     has_history: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
     """UniAD's CAN-bus motion of each sample since its previous frame.
 
     Args:
