@@ -118,3 +118,18 @@ def test_clear_errors():
     with pytest.raises(KeyError, match="lacks 'location'"):
         metric.process({}, [bad])
     MapIoUMetric(per_city=False).process({}, [bad])  # location only needed per city
+
+
+def test_gt_protocol_scopes_the_metric_names():
+    labels, gt, pred = hand_made_case()
+    metric = MapIoUMetric(per_city=True)
+    metric.process({}, [sample('a', labels, gt, pred, map_gt_protocol='uniad')])
+    metrics = metric.compute_metrics(metric.results)
+    assert metrics['uniad/divider_iou'] == pytest.approx(50.0) and 'uniad/boston/divider_iou' in metrics
+    assert not any(key.startswith(('divider', 'lanes')) for key in metrics)
+    metric = MapIoUMetric(per_city=False)
+    metric.process({}, [sample('a', labels, gt, pred, map_gt_protocol='lidar')])
+    assert metric.compute_metrics(metric.results)['divider_iou'] == pytest.approx(50.0)
+    metric.process({}, [sample('b', labels, gt, pred, map_gt_protocol='uniad')])
+    with pytest.raises(ValueError, match='several protocols'):
+        metric.compute_metrics(metric.results)

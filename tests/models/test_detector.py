@@ -213,3 +213,24 @@ def test_config_errors(cfg):
     bad.history_bev = 'replay'
     with pytest.raises(ValueError, match='history_bev'):
         MODELS.build(bad)
+
+
+def test_uniad_compat_first_frame_uses_itself_as_history(cfg, datasets):
+    """compat='uniad': frame 0 of a training clip is encoded with its own history-free BEV (eval mode, no
+    gradients) and identity motion, as UniAD's prev_img = img[:, :1]; the encoder gets compat='uniad' too."""
+    compat_cfg = copy.deepcopy(cfg)
+    compat_cfg.model.compat = 'uniad'
+    model = build_model(compat_cfg)
+    assert model.bev_encoder.compat == 'uniad'
+    data = batch(model, [datasets[0][2]])
+    metas = [[s.metainfo for s in frame] for frame in zip(*data['data_samples'])]
+    imgs = data['inputs']['imgs'].double()
+    model = model.double().eval()  # deterministic (no dropout / grid mask) float64 reference
+    bevs = model.clip_bevs(imgs, metas)
+    own = model.frame_bev(imgs[:, 0], metas[0])
+    expected = model.frame_bev(imgs[:, 0], metas[0], own, torch.eye(4, dtype=torch.float64)[None])
+    torch.testing.assert_close(bevs[0], expected)
+    assert (bevs[0] - own).abs().max() > 1e-6
+    default = build_model(cfg).double().eval()
+    default.load_state_dict(model.state_dict())
+    torch.testing.assert_close(default.clip_bevs(imgs, metas)[0], default.frame_bev(imgs[:, 0], metas[0]))

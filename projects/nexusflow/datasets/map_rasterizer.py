@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 import shapely
 from shapely.geometry import LineString, Polygon
+from shapely.geometry.polygon import orient
 from shapely.strtree import STRtree
 
 from mmdet3d.registry import TASK_UTILS
@@ -91,10 +92,12 @@ def _valid_polygons(nusc_map, layer: str) -> List[Polygon]:
 
 
 def _polygon_rings(geometry) -> List[LineString]:
-    """Exterior and interior rings of every polygon part of ``geometry`` as LineStrings."""
+    """Exterior and interior rings of every polygon part of ``geometry`` as LineStrings, the polygon on their right
+    (exteriors clockwise, holes counter-clockwise, as UniAD orients its boundaries)."""
     rings = []
     for part in shapely.get_parts(geometry):
         if isinstance(part, Polygon) and not part.is_empty:
+            part = orient(part, sign=-1.0)
             rings.append(LineString(part.exterior.coords))
             rings.extend(LineString(hole.coords) for hole in part.interiors)
     return rings

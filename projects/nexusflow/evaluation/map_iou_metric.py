@@ -19,6 +19,8 @@ __all__ = ['MapIoUMetric', 'map_iou_counts', 'semantic_gt_masks', 'MAP_CLASSES',
 MAP_CLASSES = ('divider', 'ped_crossing', 'boundary', 'drivable')
 # reported figures: the four classes and 'lanes', the union of the three thing classes
 MAP_IOU_NAMES = ('divider', 'crossing', 'boundary', 'drivable', 'lanes')
+# the map GT protocol whose figures carry no protocol scope (LoadMapAnnotations' default)
+DEFAULT_PROTOCOL = 'lidar'
 
 
 def _as_bool_tensor(masks: Any) -> torch.Tensor:
@@ -79,14 +81,18 @@ class MapIoUMetric(BaseMetric):
     Each processed sample needs ``pred_map['masks']`` (bool ``[4, H, W]``), ``gt_map_instances`` (``labels [K]``,
     ``masks [K, H, W]``), the meta key ``token`` and, with ``per_city``, ``location``. Samples whose ``has_map_gt``
     is False (geo-split) are left out of the sums. A class whose union is empty over the split gets NaN.
+    The meta key ``map_gt_protocol`` (set by ``LoadMapAnnotations``; ``'lidar'`` when absent) names the GT
+    protocol: figures against another protocol's GT are reported under ``<protocol>/`` (e.g.
+    ``map/uniad/lanes_iou``), so that they are never mistaken for the default ones; a split mixing protocols is
+    refused.
 
     Args:
         per_city: also report ``<city>/<name>_iou`` (``boston``, ``singapore``).
         collect_device: ``'cpu'`` or ``'gpu'``.
         prefix: prefix of the metric names; None -> ``'map'``.
 
-    Metric names (under ``<prefix>/``): ``lanes_iou, drivable_iou, divider_iou, crossing_iou, boundary_iou`` and
-    ``<city>/<name>_iou``.
+    Metric names (under ``<prefix>/``, then ``<protocol>/`` unless the protocol is ``'lidar'``): ``lanes_iou,
+    drivable_iou, divider_iou, crossing_iou, boundary_iou`` and ``<city>/<name>_iou``.
     """
     default_prefix = 'map'
 
@@ -105,15 +111,21 @@ class MapIoUMetric(BaseMetric):
             counts = map_iou_counts(pred['masks'], semantic_gt_masks(gt['labels'], gt['masks']))
             city = city_of(get_meta(sample, 'location', name)) if self.per_city else ''
             self.results.append(dict(token=str(get_meta(sample, 'token', name)), city=city,
-                                     valid=bool(sample.get('has_map_gt', True)), **counts))
+                                     valid=bool(sample.get('has_map_gt', True)),
+                                     protocol=str(sample.get('map_gt_protocol', DEFAULT_PROTOCOL)), **counts))
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
         """IoU in percent from the summed counts of the samples with map GT (sorted by token, deduplicated)."""
         records = [rec for rec in unique_by_token(results, type(self).__name__) if rec['valid']]
-        metrics = _ious(records, prefix='')
+        protocols = sorted({rec.get('protocol', DEFAULT_PROTOCOL) for rec in records})
+        if len(protocols) > 1:
+            raise ValueError(f'MapIoUMetric: the map GT of the split was drawn with several protocols {protocols}; '
+                             f'give every LoadMapAnnotations of the test pipeline the same protocol')
+        scope = '' if protocols in ([], [DEFAULT_PROTOCOL]) else f'{protocols[0]}/'
+        metrics = _ious(records, prefix=scope)
         if self.per_city:
             for city in sorted({rec['city'] for rec in records}):
-                metrics.update(_ious([rec for rec in records if rec['city'] == city], prefix=f'{city}/'))
+                metrics.update(_ious([rec for rec in records if rec['city'] == city], prefix=f'{scope}{city}/'))
         return metrics
 
 

@@ -6,11 +6,14 @@ sampler. The metrics key every result by its sample token and sort by it before 
 figures independent of that order.
 """
 import logging
-from typing import Any, Dict, List, Mapping, Sequence
+import os.path as osp
+import tempfile
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
-from mmengine.logging import print_log
+from mmengine.logging import MMLogger, print_log
 
-__all__ = ['unique_by_token', 'get_meta']
+__all__ = ['unique_by_token', 'get_meta', 'evaluation_dir']
 
 
 def unique_by_token(results: Sequence[Dict[str, Any]], metric_name: str) -> List[Dict[str, Any]]:
@@ -39,3 +42,26 @@ def get_meta(sample: Mapping[str, Any], key: str, metric_name: str) -> Any:
         raise KeyError(f'{metric_name}: the data sample lacks {key!r} (has {sorted(sample)}); the test pipeline '
                        f'must pack it into the metainfo (see the data-sample contract in projects/nexusflow/README.md)')
     return sample[key]
+
+
+@contextmanager
+def evaluation_dir(output_dir: Optional[str], default_name: str) -> Iterator[str]:
+    """The folder a devkit-based metric writes its result json and summaries into.
+
+    Args:
+        output_dir: the metric's ``output_dir`` argument; used as given when not None.
+        default_name: sub-folder name next to the runner's log file (``<work_dir>/<timestamp>/<default_name>``)
+            when ``output_dir`` is None; without a log file, a temporary folder removed on exit.
+
+    Yields:
+        str: the folder path.
+    """
+    if output_dir is not None:
+        yield output_dir
+        return
+    log_file = MMLogger.get_current_instance().log_file
+    if log_file is not None:
+        yield osp.join(osp.dirname(log_file), default_name)
+        return
+    with tempfile.TemporaryDirectory() as tmp_dir:
+        yield tmp_dir

@@ -5,17 +5,16 @@ mmdet3d has no tracking metric; this follows UniAD's ``NuScenesE2EDataset._evalu
 by sample token (independent of the number of processes) and explains the devkit's failure modes.
 """
 import os.path as osp
-import tempfile
 from typing import Any, Dict, List, Optional, Sequence
 
 import mmengine
 import numpy as np
 from mmengine.evaluator import BaseMetric
-from mmengine.logging import MMLogger, print_log
+from mmengine.logging import print_log
 
 from mmdet3d.registry import METRICS
 from ..datasets.frames import lidar2global_of
-from .result_utils import get_meta, unique_by_token
+from .result_utils import evaluation_dir, get_meta, unique_by_token
 from .tracking_eval import evaluate_tracking_results, load_tracking_config
 from .tracking_format import TRACKING_RESULT_META, sample_tracking_boxes
 
@@ -54,33 +53,40 @@ def resolve_eval_set(version: str, eval_set: Optional[str] = None, ann_file: Opt
                      f'"eval_set"')
 
 
-def tracking_record(sample: Dict[str, Any]) -> Dict[str, Any]:
+def tracking_record(sample: Dict[str, Any], with_ids: bool = True,
+                    metric_name: str = 'NuScenesTrackingMetric') -> Dict[str, Any]:
     """The CPU record ``process`` keeps for one predicted sample (numpy arrays, picklable, small).
 
     Args:
         sample: ``Det3DDataSample.to_dict()`` with ``pred_instances_3d`` (``bboxes_3d`` LiDARInstance3DBoxes
-            ``[M, 9]`` bottom centre + velocity, ``scores_3d [M]``, ``labels_3d [M]``, ``instance_ids [M]``) and
-            the meta keys ``token``, ``ego2global`` and ``lidar2ego`` (4x4).
+            ``[M, 9]`` bottom centre + velocity, ``scores_3d [M]``, ``labels_3d [M]`` and, with ``with_ids``,
+            ``instance_ids [M]``) and the meta keys ``token``, ``ego2global`` and ``lidar2ego`` (4x4).
+        with_ids: require and keep the track ids (the detection metric does not need them).
+        metric_name: the metric named in the errors.
 
     Returns:
         dict ``token`` (str), ``boxes`` float64 ``[M, 9]`` (LiDAR frame), ``scores`` float64 ``[M]``, ``labels``
-        int64 ``[M]``, ``ids`` int64 ``[M]``, ``lidar2global`` float64 ``[4, 4]``.
+        int64 ``[M]``, ``ids`` int64 ``[M]`` (only with ``with_ids``), ``lidar2global`` float64 ``[4, 4]``.
     """
-    name = 'NuScenesTrackingMetric'
+    name = metric_name
     pred = get_meta(sample, 'pred_instances_3d', name)
-    missing = [key for key in ('bboxes_3d', 'scores_3d', 'labels_3d', 'instance_ids') if key not in pred]
+    keys = ('bboxes_3d', 'scores_3d', 'labels_3d') + (('instance_ids', ) if with_ids else ())
+    missing = [key for key in keys if key not in pred]
     if missing:
-        raise KeyError(f'{name}: pred_instances_3d lacks {missing}; the tracking model must output boxes, scores, '
-                       f'labels and track ids (instance_ids)')
+        raise KeyError(f'{name}: pred_instances_3d lacks {missing}; the model must output boxes, scores, '
+                       f'labels' + (' and track ids (instance_ids)' if with_ids else ''))
     boxes = pred['bboxes_3d']
     boxes = boxes.tensor if hasattr(boxes, 'tensor') else boxes
     boxes = np.asarray(boxes.detach().cpu() if hasattr(boxes, 'detach') else boxes, dtype=np.float64)
     if boxes.ndim != 2 or boxes.shape[1] != 9:
         raise ValueError(f'{name}: bboxes_3d must be [M, 9] (x, y, z, l, w, h, yaw, vx, vy), got shape '
                          f'{boxes.shape}; build LiDARInstance3DBoxes with box_dim=9')
-    return dict(token=str(get_meta(sample, 'token', name)), boxes=boxes,
-                scores=_to_numpy(pred['scores_3d'], np.float64), labels=_to_numpy(pred['labels_3d'], np.int64),
-                ids=_to_numpy(pred['instance_ids'], np.int64), lidar2global=lidar2global_of(sample))
+    record = dict(token=str(get_meta(sample, 'token', name)), boxes=boxes,
+                  scores=_to_numpy(pred['scores_3d'], np.float64), labels=_to_numpy(pred['labels_3d'], np.int64),
+                  lidar2global=lidar2global_of(sample))
+    if with_ids:
+        record['ids'] = _to_numpy(pred['instance_ids'], np.int64)
+    return record
 
 
 def _to_numpy(values, dtype) -> np.ndarray:
@@ -155,13 +161,8 @@ class NuScenesTrackingMetric(BaseMetric):
         Returns:
             dict of floats (see the class docstring); ``{}`` when ``format_only``.
         """
-        if self.output_dir is not None:
-            return self._write_and_evaluate(results, self.output_dir)
-        log_file = MMLogger.get_current_instance().log_file
-        if log_file is not None:
-            return self._write_and_evaluate(results, osp.join(osp.dirname(log_file), 'tracking_eval'))
-        with tempfile.TemporaryDirectory() as tmp_dir:
-            return self._write_and_evaluate(results, tmp_dir)
+        with evaluation_dir(self.output_dir, 'tracking_eval') as output_dir:
+            return self._write_and_evaluate(results, output_dir)
 
     def _class_names(self) -> List[str]:
         """The model's class names from ``dataset_meta`` (set by the runner from the dataset's metainfo)."""

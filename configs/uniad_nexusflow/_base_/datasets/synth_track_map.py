@@ -35,6 +35,7 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 val_evaluator = [
     dict(type='NuScenesTrackingMetric', data_root=data_root, ann_file=data_root + val_ann_file, version=version),
+    dict(type='NuScenesDetectionMetric', data_root=data_root, ann_file=data_root + val_ann_file, version=version),
     dict(type='MapIoUMetric'),
 ]
 test_evaluator = val_evaluator

@@ -23,7 +23,8 @@ class PackTrackMapInputs(BaseTransform):
 
     Required keys: ``img`` (list of N uint8 [H, W, 3]) and every key of ``meta_keys`` except ``has_track_gt`` /
     ``has_map_gt`` (default True). Optional: ``gt_bboxes_3d``, ``gt_labels_3d``, ``gt_instance_ids`` (empty if
-    absent), ``gt_map_labels``, ``gt_map_bboxes``, ``gt_map_masks`` (``gt_map_instances`` absent if missing).
+    absent), ``gt_map_labels``, ``gt_map_bboxes``, ``gt_map_masks`` (``gt_map_instances`` absent if missing),
+    ``map_gt_protocol`` (copied into the metainfo when present).
 
     Returns:
         dict: ``inputs['img']``: uint8 Tensor [N, 3, H, W] (channel order as loaded, BGR);
@@ -53,6 +54,8 @@ class PackTrackMapInputs(BaseTransform):
                 bboxes=torch.as_tensor(results['gt_map_bboxes'], dtype=torch.float32),
                 masks=torch.as_tensor(results['gt_map_masks'], dtype=torch.uint8))
         sample.set_metainfo(self._metainfo(results))
+        if 'map_gt_protocol' in results:
+            sample.set_metainfo(dict(map_gt_protocol=results['map_gt_protocol']))
         return dict(inputs=dict(img=img), data_samples=sample)
 
     @staticmethod

@@ -17,6 +17,7 @@ from ...engine.freeze_hook import freeze_modules
 from .temporal_state import TemporalState
 
 HISTORY_MODES = ('reuse', 'recompute')
+COMPAT_MODES = (None, 'uniad')
 
 
 @contextmanager
@@ -46,6 +47,10 @@ class UniADTrackMap(BaseModel):
         history_bev (str): how a training clip gets each frame's previous BEV. ``'recompute'`` is UniAD's behaviour:
             frame ``f`` re-runs backbone and encoder over frames ``0..f-1`` without gradients in eval mode.
             ``'reuse'`` takes frame ``f-1``'s BEV of the same pass, detached: one encoder pass per frame.
+        compat (str, optional): ``'uniad'`` for the behaviours the official UniAD weights rely on: in training the
+            first frame of a clip takes its own history-free BEV (no gradients, eval mode) as previous BEV with
+            zero motion, as UniAD's ``prev_img = img[:, :1]``; and the BEV encoder's ``compat`` defaults to it.
+            Exact UniAD training also needs ``history_bev='recompute'``. ``None`` (default): frame 0 has no history.
         task_loss_weights (dict): multiplies every loss of a task, e.g. ``dict(track=1.0, map=1.0)``.
         grid_mask (dict, optional): ``GridMask`` config applied to the training images.
         nan_check (bool): raise ``FloatingPointError`` naming the loss when any loss is NaN or infinite.
@@ -60,7 +65,7 @@ class UniADTrackMap(BaseModel):
                  map_head: Optional[dict] = None, plugins: Optional[Sequence[dict]] = None,
                  history_bev: str = 'reuse', task_loss_weights: Optional[Dict[str, float]] = None,
                  grid_mask: Optional[dict] = None, nan_check: bool = True, frozen_modules: Sequence[str] = (),
-                 data_preprocessor: Optional[dict] = None, init_cfg=None):
+                 data_preprocessor: Optional[dict] = None, compat: Optional[str] = None, init_cfg=None):
         if isinstance(data_preprocessor, dict):  # build from the mmdet3d registry, whatever the default scope
             data_preprocessor = MODELS.build(data_preprocessor)
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
@@ -68,9 +73,13 @@ class UniADTrackMap(BaseModel):
             raise ValueError(f'history_bev must be one of {HISTORY_MODES}, got {history_bev!r}')
         if track_head is None and map_head is None:
             raise ValueError('UniADTrackMap needs at least one of track_head and map_head')
+        if compat not in COMPAT_MODES:
+            raise ValueError(f'UniADTrackMap: compat must be one of {COMPAT_MODES}, got {compat!r}')
+        self.compat = compat
         self.img_backbone = MODELS.build(img_backbone)
         self.img_neck = MODELS.build(img_neck)
-        self.bev_encoder = MODELS.build(bev_encoder)
+        self.bev_encoder = MODELS.build(dict(bev_encoder, compat=bev_encoder.get('compat', compat))
+                                        if compat is not None else bev_encoder)
         self.track_head = MODELS.build(track_head) if track_head is not None else None
         self.map_head = MODELS.build(map_head) if map_head is not None else None
         self.grid_mask = MODELS.build(grid_mask) if grid_mask is not None else None
@@ -113,16 +122,22 @@ class UniADTrackMap(BaseModel):
             metas: ``Q`` lists of ``B`` metainfo dicts (frame-major).
 
         Returns:
-            ``Q`` tensors ``[B, H_bev * W_bev, C]``; frame ``f`` is encoded with frame ``f-1`` as history.
+            ``Q`` tensors ``[B, H_bev * W_bev, C]``; frame ``f`` is encoded with frame ``f-1`` as history (frame 0
+            with its own history-free BEV and identity motion under ``compat='uniad'``).
         """
         num_frames = imgs.shape[1]
-        prev2cur = [None] + [self._prev2cur(metas[f - 1], metas[f], imgs.device) for f in range(1, num_frames)]
+        first = None
+        if self.compat == 'uniad':
+            first = torch.eye(4, device=imgs.device).expand(imgs.shape[0], 4, 4).contiguous()
+        prev2cur = [first] + [self._prev2cur(metas[f - 1], metas[f], imgs.device) for f in range(1, num_frames)]
         bevs = []
         for f in range(num_frames):
-            if self.history_bev == 'reuse':
-                prev = bevs[-1].detach() if bevs else None
+            if f == 0:
+                prev = self._history_bev(imgs[:, :1], metas[:1], [None]) if self.compat == 'uniad' else None
+            elif self.history_bev == 'reuse':
+                prev = bevs[-1].detach()
             else:
-                prev = self._history_bev(imgs[:, :f], metas[:f], prev2cur[:f]) if f else None
+                prev = self._history_bev(imgs[:, :f], metas[:f], [None] + prev2cur[1:f])
             bevs.append(self.frame_bev(imgs[:, f], metas[f], prev, prev2cur[f]))
             if self.nan_check and not torch.isfinite(bevs[-1]).all():
                 raise FloatingPointError(

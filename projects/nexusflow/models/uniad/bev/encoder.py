@@ -5,7 +5,10 @@ used by UniAD stage 1): learned BEV queries and positional encoding, camera and 
 ``num_layers`` of (TSA, norm, SCA, norm, FFN, norm). What changed: one module owns all of it and takes the metas
 directly; batch-first ``[B, H*W, C]`` in and out; any batch size; the previous BEV is aligned by the exact ego motion
 ``prev2cur`` (see ``temporal_self_attention.py``) and the CAN-bus motion slots are derived from it (see
-``_can_bus_signal``); optional activation checkpointing per layer.
+``_can_bus_signal``); optional activation checkpointing per layer. ``compat='uniad'`` restores BEVFormer's own
+behaviour where the official weights depend on it (``uniad_compat.py``): CAN-bus deltas in the global frame, the
+previous BEV rotated by the yaw change and the TSA grid shifted by the displacement, the layer-0 queries as the
+current TSA queue.
 """
 from typing import List, Optional, Sequence
 
@@ -24,6 +27,7 @@ from .geometry import (bev_cell_centres, bev_xy_to_unit, check_pc_range, pillar_
 from .metas import image_sizes, input_sizes, stack_can_bus, stack_lidar2img
 from .spatial_cross_attention import CameraContext, rebatch_camera_hits
 from .temporal_self_attention import TemporalContext, sample_bev
+from .uniad_compat import COMPAT_MODES, rotate_bev_nearest, uniad_ego_motion, uniad_reference_shift
 
 CAN_BUS_DIMS = 18
 
@@ -52,6 +56,8 @@ class BEVFormerEncoder(BaseModule):
         with_cp (bool): activation checkpointing of every layer when gradients are enabled (saves memory,
             costs one more forward pass per layer in backward).
         use_cuda_kernel (bool): use mmcv's deformable-attention kernel on CUDA tensors.
+        compat (str, optional): ``None`` (this project's exact alignment) or ``'uniad'`` (BEVFormer's CAN-bus
+            deltas, rotated previous BEV, shifted TSA grid and layer-0 current queue, for the official weights).
         init_cfg (dict, optional): mmengine init config (e.g. ``Pretrained``).
     """
 
@@ -61,10 +67,13 @@ class BEVFormerEncoder(BaseModule):
                  num_points_in_pillar: int = 4, num_heads: int = 8, tsa_num_points: int = 4,
                  sca_num_points: int = 8, ffn_dims: int = 512, dropout: float = 0.1, use_can_bus: bool = True,
                  use_cams_embeds: bool = True, with_cp: bool = False, use_cuda_kernel: bool = True,
-                 init_cfg: Optional[dict] = None):
+                 compat: Optional[str] = None, init_cfg: Optional[dict] = None):
         super().__init__(init_cfg=init_cfg)
         if embed_dims % 2 != 0:
             raise ValueError(f'embed_dims must be even (rows + columns positional encoding), got {embed_dims}')
+        if compat not in COMPAT_MODES:
+            raise ValueError(f'BEVFormerEncoder: compat must be one of {COMPAT_MODES}, got {compat!r}')
+        self.compat = compat
         self.bev_h, self.bev_w, self.embed_dims = bev_h, bev_w, embed_dims
         self.num_cams, self.num_feature_levels = num_cams, num_feature_levels
         self.pc_range = check_pc_range(point_cloud_range)
@@ -123,7 +132,10 @@ class BEVFormerEncoder(BaseModule):
         query = self._initial_queries(img_metas, prev2cur, has_history)
         query_pos = self._positional_encoding(batch)
         camera = self._camera_context(mlvl_feats, img_metas, geo_dtype)
-        temporal = self._temporal_context(prev_bev, prev2cur, has_history, geo_dtype)
+        if self.compat == 'uniad':
+            temporal = self._uniad_temporal_context(img_metas, prev_bev, prev2cur, has_history, query, geo_dtype)
+        else:
+            temporal = self._temporal_context(prev_bev, prev2cur, has_history, geo_dtype)
         for layer in self.layers:
             if self.with_cp and torch.is_grad_enabled():
                 query = checkpoint(layer, query, query_pos, temporal, camera, use_reentrant=False)
@@ -166,11 +178,11 @@ class BEVFormerEncoder(BaseModule):
         query = self.bev_queries.weight[None].expand(len(img_metas), -1, -1)
         if self.can_bus_mlp is None:
             return query
-        can_bus = self._can_bus_signal(img_metas, prev2cur, has_history)
+        can_bus = self._can_bus_signal(img_metas, prev2cur, has_history, self.compat)
         return query + self.can_bus_mlp(can_bus.to(query))[:, None, :]
 
     @staticmethod
-    def _can_bus_signal(img_metas, prev2cur, has_history) -> Tensor:
+    def _can_bus_signal(img_metas, prev2cur, has_history, compat: Optional[str] = None) -> Tensor:
         """``[B, 18]`` float64 CAN-bus MLP input with BEVFormer's relative-motion slots.
 
         As in BEVFormer's data pipeline, slots 0-2 and 17 hold the motion since the previous frame and are zero
@@ -178,8 +190,14 @@ class BEVFormerEncoder(BaseModule):
         LiDAR origin in the current LiDAR frame; BEVFormer used the ego displacement in the global frame) and
         slot 17 = yaw gained by the ego in degrees (left turn positive, as BEVFormer's delta of ``yaw_deg``).
         The other slots are the sample's own ``can_bus`` (quaternion, accelerations, rates, speeds, ``yaw_rad``).
+        With ``compat='uniad'``: slots 0-2 = the ego displacement in the global frame, slot 17 = the unwrapped
+        difference of the ego yaws in ``[0, 360)`` degrees (``uniad_ego_motion``), as BEVFormer's pipeline.
         """
         can_bus = stack_can_bus(img_metas)
+        if compat == 'uniad':
+            delta, delta_yaw, _ = uniad_ego_motion(img_metas, prev2cur, has_history)
+            can_bus[:, :3], can_bus[:, 17] = delta, delta_yaw
+            return can_bus
         motion = torch.zeros(len(img_metas), 4, dtype=torch.float64)
         if prev2cur is not None:
             mat = prev2cur.detach().to(device='cpu', dtype=torch.float64)
@@ -232,3 +250,20 @@ class BEVFormerEncoder(BaseModule):
         prev_aligned = sample_bev(prev_bev, previous, spatial_shapes, self.use_cuda_kernel)
         return TemporalContext(torch.stack((previous, current), 1), spatial_shapes, prev_bev, prev_aligned,
                                has_history)
+
+    def _uniad_temporal_context(self, img_metas, prev_bev, prev2cur, has_history, initial_query,
+                                geo_dtype) -> TemporalContext:
+        """BEVFormer's TSA inputs (``compat='uniad'``): the previous BEV rotated by the yaw change, both queues'
+        reference points shifted by the displacement (BEVFormer's in-place shift), the layer-0 queries
+        ``initial_query`` ``[B, HW, C]`` as the current queue of the samples with history."""
+        device = has_history.device
+        spatial_shapes, _ = single_level_shapes(self.bev_h, self.bev_w, device=device)
+        centres = bev_cell_centres(self.bev_h, self.bev_w, self.pc_range, device, geo_dtype)
+        delta, delta_yaw, yaw = uniad_ego_motion(img_metas, prev2cur, has_history)
+        shift = uniad_reference_shift(delta, yaw, self.pc_range).to(device, geo_dtype)  # zero without history
+        reference = bev_xy_to_unit(centres, self.pc_range)[None] + shift[:, None, :]  # [B, HW, 2]
+        reference = torch.stack((reference, reference), 1)
+        if not bool(has_history.any()):
+            return TemporalContext(reference, spatial_shapes)
+        rotated = rotate_bev_nearest(prev_bev, delta_yaw, self.bev_h, self.bev_w)
+        return TemporalContext(reference, spatial_shapes, rotated, rotated, has_history, initial_query)

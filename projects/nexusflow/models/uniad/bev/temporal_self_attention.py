@@ -13,6 +13,9 @@ Follows ``TemporalSelfAttention`` of OpenDriveLab/BEVFormer (two "queues", offse
   queue holds the current queries, as BEVFormer does for a first frame;
 - the current queue always holds the layer's input query (BEVFormer feeds the layer-0 queries to every layer when
   a previous BEV exists), so a frame with and one without history differ only in the previous queue.
+
+The encoder's ``compat='uniad'`` fills the context BEVFormer's way instead (rotated previous BEV, shifted reference
+points, ``current_value`` = the layer-0 queries); this module only reads the context.
 """
 from typing import NamedTuple, Optional
 
@@ -35,6 +38,8 @@ class TemporalContext(NamedTuple):
         prev_bev: ``[B, H*W, C]`` previous BEV in its own frame, or ``None`` when no sample has history.
         prev_aligned: ``[B, H*W, C]`` ``prev_bev`` resampled at ``reference_points[:, 0]``, or ``None``.
         has_history: ``[B]`` bool, which samples use ``prev_bev``; ``None`` with ``prev_bev``.
+        current_value: ``[B, H*W, C]`` value of the current queue for the samples with history, or ``None`` for
+            the layer's input query (BEVFormer feeds its layer-0 queries, ``compat='uniad'``).
     """
 
     reference_points: Tensor
@@ -42,6 +47,7 @@ class TemporalContext(NamedTuple):
     prev_bev: Optional[Tensor] = None
     prev_aligned: Optional[Tensor] = None
     has_history: Optional[Tensor] = None
+    current_value: Optional[Tensor] = None
 
 
 def sample_bev(bev: Tensor, locations: Tensor, spatial_shapes: Tensor, use_cuda_kernel: bool = True) -> Tensor:
@@ -117,7 +123,7 @@ class TemporalSelfAttention(BaseModule):
         batch, num_queries, channels = query.shape
         prev_value, prev_feature = self._previous_queue(query, context)
         proj_input = torch.cat((prev_feature, query + query_pos), -1)  # [B, HW, 2C]
-        value = self.value_proj(torch.stack((prev_value, query), 1))  # [B, 2, HW, C]
+        value = self.value_proj(torch.stack((prev_value, self._current_queue(query, context)), 1))  # [B, 2, HW, C]
         value = value.reshape(batch * self.num_queues, num_queries, self.num_heads, channels // self.num_heads)
         locations, weights = self._sampling(proj_input, context)
         output = multi_scale_deformable_attn(value, context.spatial_shapes,
@@ -134,6 +140,13 @@ class TemporalSelfAttention(BaseModule):
         history = context.has_history[:, None, None]
         return (torch.where(history, context.prev_bev, query),
                 torch.where(history, context.prev_aligned, query))
+
+    @staticmethod
+    def _current_queue(query: Tensor, context: TemporalContext) -> Tensor:
+        """Value of the current queue: ``context.current_value`` where there is history, else the query."""
+        if context.current_value is None:
+            return query
+        return torch.where(context.has_history[:, None, None], context.current_value, query)
 
     def _sampling(self, proj_input: Tensor, context: TemporalContext):
         """Sampling locations ``[B*2, HW, heads, 1, P, 2]`` and softmax weights ``[B*2, HW, heads, 1, P]``."""
