@@ -68,6 +68,24 @@ def test_two_phase_rows_start_from_phase_one_and_freeze_the_encoder(cfg):
     assert dict(type='FreezeModulesHook', modules=PHASE2_FROZEN) in cfg.custom_hooks
 
 
+BEVFORMER_INIT = 'ckpts/bevformer_r101_dcn_24ep_nexusflow.pth'
+
+
+def test_frozen_backbones_start_from_weights(cfg):
+    """Tiny rows train from scratch; full-size rows start from converted BEVFormer weights, two-phase rows from
+    phase 1, the others from an ImageNet init_cfg (tools/train.py refuses frozen random weights at run time)."""
+    name, backbone = Path(cfg.filename).stem, cfg.model.img_backbone
+    if 'twophase' in name:
+        assert cfg.load_from.startswith('work_dirs/')
+    elif name.startswith('tiny_'):
+        assert cfg.load_from is None and backbone.frozen_stages == -1 and backbone.norm_cfg.requires_grad
+        assert not backbone.norm_eval and 'init_cfg' not in backbone
+    elif 'init_cfg' in backbone:
+        assert backbone.init_cfg.type == 'Pretrained' and cfg.load_from is None
+    else:
+        assert cfg.load_from == BEVFORMER_INIT and backbone.depth == 101
+
+
 _built = {}
 
 

@@ -23,6 +23,7 @@ from mmengine.logging import print_log  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from projects.nexusflow.engine import check_training_init  # noqa: E402
 from tools.launch_utils import setup_cpu_distributed, trust_checkpoints  # noqa: E402
 
 
@@ -103,6 +104,7 @@ def main(argv=None):
     trust_checkpoints()
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     print_log(scale_summary(runner.world_size, cfg), logger='current')
+    check_training_init(runner.model, cfg)
     runner.train()
 
 

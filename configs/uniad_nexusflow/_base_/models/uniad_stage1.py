@@ -1,7 +1,9 @@
 # UniAD stage-1 (track + map) model at the paper's size: ResNet-101-DCN (caffe) + FPN, 200x200x256 BEVFormer encoder
 # with 6 layers, 900 + 1 track queries over 6 decoder layers, 300 map queries, 6 + 6 map transformer layers.
-# UniAD initialises it from BEVFormer-base weights (ckpts/bevformer_r101_dcn_24ep.pth); set load_from to a converted
-# copy of them, or to a phase-1 checkpoint of this project.
+# UniAD initialises it from BEVFormer-base weights (ckpts/bevformer_r101_dcn_24ep.pth), which is why the backbone may
+# stay frozen: the configs built on this file set load_from to the converted copy,
+# ckpts/bevformer_r101_dcn_24ep_nexusflow.pth (tools/model_converters/bevformer_to_nexusflow.py); uniad_full_imagenet.py
+# starts from ImageNet weights instead. tools/train.py refuses frozen modules that nothing initialised.
 # The geometry must equal the dataset's point_cloud_range and map canvas (tests/test_configs.py checks it).
 pc_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
 bev_h, bev_w = 200, 200

@@ -1,0 +1,16 @@
+"""Convert bevformer_r101_dcn_24ep.pth — BEVFormer-base (fundamentalvision/BEVFormer release v1.0) — into a checkpoint of this project.
+
+    python tools/model_converters/bevformer_to_nexusflow.py ckpts/bevformer_r101_dcn_24ep.pth ckpts/bevformer_r101_dcn_24ep_nexusflow.pth
+
+Key rules, value changes and the 0.17 -> 1.x box-code derivation: projects/nexusflow/models/converters/official.py
+and box_code.py; options and outputs: convert_official.py.
+"""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from convert_official import main  # noqa: E402
+
+if __name__ == '__main__':
+    sys.exit(main('bevformer'))
