@@ -1,5 +1,8 @@
-"""Training-loop parts of the plugin: hooks and helpers (phase-2 freezing)."""
+"""Training-loop parts of the plugin: hooks and helpers (phase-2 freezing, atomic checkpoints,
+non-finite policy)."""
+from .checkpoint_hook import AtomicCheckpointHook
 from .freeze_hook import FreezeModulesHook, freeze_modules
+from .nonfinite_loop import NonFiniteGuardTrainLoop
 from .visualization_hook import TrackMapVisualizationHook  # noqa: F401
 
-__all__ = ['FreezeModulesHook', 'freeze_modules']
+__all__ = ['AtomicCheckpointHook', 'FreezeModulesHook', 'NonFiniteGuardTrainLoop', 'freeze_modules']
