@@ -83,8 +83,9 @@ def check_overrides(cfg: Config, options: Optional[Dict[str, object]]) -> None:
     """
     keys = runner_keys()
     problems = []
-    for option in options or {}:
-        top = option.split('.')[0]
+    for key, value in (options or {}).items():
+        option = f'{key}={value}'
+        top = key.split('.')[0]
         if top in keys:
             continue
         if top not in cfg:

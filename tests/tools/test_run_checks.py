@@ -7,8 +7,8 @@ import pytest
 import torch
 from mmengine.fileio import LocalBackend
 from mmengine.logging import MessageHub
-from mmengine.registry import HOOKS
 
+from mmdet3d.registry import HOOKS
 from projects.nexusflow.engine import AtomicCheckpointHook
 from projects.nexusflow.evaluation.checkpoint_check import (CheckpointReadError, check_checkpoint_file,
                                                             load_state_dict_from)
@@ -25,12 +25,12 @@ def load_tool(name):
     return module
 
 
-def build(options, tool='train'):
-    train = load_tool(tool)
-    return train.build_config(train.parse_args([SGEO, '--cfg-options'] + options))
+def build(options, tool='train', positional=()):
+    module = load_tool(tool)
+    return module.build_config(module.parse_args([SGEO, *positional, '--cfg-options'] + options))
 
 
-def test_config_variables_cannot_be_overridden_silently():
+def test_config_variables_cannot_be_overridden_silently(tmp_path):
     with pytest.raises(ConfigOverrideError) as err:
         build(['geo_split=reversed', 'lr=1e-4', 'max_epochs=3', 'no_such_key=1'])
     lines = str(err.value).splitlines()
@@ -47,9 +47,10 @@ def test_config_variables_cannot_be_overridden_silently():
     cfg = build(['train_dataloader.dataset.split=reversed', 'optim_wrapper.optimizer.lr=1e-4',
                  'default_hooks.checkpoint.max_keep_ckpts=1'])
     assert cfg.train_dataloader.dataset.split == 'reversed' and cfg.optim_wrapper.optimizer.lr == 1e-4
+    torch.save({'state_dict': {}}, tmp_path / 'model.pth')
     with pytest.raises(ConfigOverrideError, match="'data_root' is a variable.*: train_dataloader.dataset.dataset."
                                                   "data_root, val_dataloader.dataset.data_root"):
-        build(['data_root=elsewhere/'], tool='test')
+        build(['data_root=elsewhere/'], tool='test', positional=[str(tmp_path / 'model.pth')])
 
 
 def test_checkpoint_hook_rejects_unknown_options_when_built():
@@ -140,3 +141,31 @@ def test_truncated_or_empty_checkpoint_is_named(tmp_path):
     cfg = train.build_config(train.parse_args([SGEO, '--work-dir', str(tmp_path), '--resume']))
     with pytest.raises(CheckpointReadError, match=f'checkpoint {cut} is truncated'):
         checkpoint_to_load(cfg)
+
+
+def test_runner_saves_through_the_atomic_hook(tmp_path):
+    import uuid
+
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+    from torch.utils.data import DataLoader
+
+    class Toy(BaseModel):
+
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(2, 1)
+
+        def forward(self, inputs, data_samples=None, mode='tensor'):
+            return dict(loss=self.fc(inputs).pow(2).mean())
+
+    runner = Runner(model=Toy(), work_dir=str(tmp_path), experiment_name=f'atomic-{uuid.uuid4().hex}',
+                    train_dataloader=DataLoader([dict(inputs=torch.ones(2))] * 2, batch_size=1),
+                    train_cfg=dict(by_epoch=True, max_epochs=3), optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+                    default_hooks=dict(checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2)),
+                    default_scope='mmdet3d')
+    runner.train()
+    assert sorted(p.name for p in tmp_path.glob('*.pth')) == ['epoch_2.pth', 'epoch_3.pth']
+    assert not list(tmp_path.glob('.*.tmp'))
+    assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'epoch_3.pth')
+    assert set(load_state_dict_from(str(tmp_path / 'epoch_3.pth'))) == {'fc.weight', 'fc.bias'}

@@ -45,9 +45,9 @@ class AtomicCheckpointHook(CheckpointHook):
     """``CheckpointHook`` (same arguments) with atomic writes and delete-after-save (see the module docstring)."""
 
     def __init__(self, *args, **kwargs):
-        unknown = sorted(set(kwargs) - _save_checkpoint_kwargs())
+        known = sorted(set(inspect.signature(CheckpointHook.__init__).parameters) - {'self', 'kwargs'})
+        unknown = sorted(set(kwargs) - set(known) - _save_checkpoint_kwargs())
         if unknown:
-            known = sorted(set(inspect.signature(CheckpointHook.__init__).parameters) - {'self', 'kwargs'})
             raise TypeError(f'default_hooks.checkpoint got unknown option(s) {unknown}; CheckpointHook accepts '
                             f'{known}')
         super().__init__(*args, **kwargs)

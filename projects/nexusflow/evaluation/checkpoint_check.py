@@ -13,8 +13,8 @@ import torch
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
-__all__ = ['CheckpointMismatchError', 'CheckpointReadError', 'check_checkpoint_file', 'load_state_dict_from', 'compare_state_dicts', 'format_report',
-           'check_checkpoint']
+__all__ = ['CheckpointMismatchError', 'CheckpointReadError', 'check_checkpoint_file', 'load_state_dict_from',
+           'compare_state_dicts', 'format_report', 'check_checkpoint']
 
 
 class CheckpointMismatchError(ValueError):
@@ -59,7 +59,7 @@ def load_state_dict_from(checkpoint: str) -> Dict[str, torch.Tensor]:
         check_checkpoint_file(checkpoint)
     try:
         ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
-    except (OSError, RuntimeError, EOFError, ValueError) as err:
+    except Exception as err:  # torch.load raises many types for a damaged file (RuntimeError, UnpicklingError...)
         raise _unreadable(checkpoint, f'could not be loaded ({type(err).__name__}: {err})') from err
     state = ckpt.get('state_dict', ckpt.get('model', ckpt)) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
