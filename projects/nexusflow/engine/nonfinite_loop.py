@@ -11,6 +11,7 @@ a diverged model does. UniAD instead zeroes non-finite losses and still steps th
 In a distributed run every process takes the same decision: the failure flag is all-reduced (max) before the
 backward pass, so all processes skip the update together and DDP's gradient all-reduce stays paired.
 """
+import logging
 from typing import Optional, Sequence
 
 import torch
@@ -77,7 +78,7 @@ class NonFiniteGuardTrainLoop(EpochBasedTrainLoop):
         self.runner.message_hub.update_info('nonfinite_skips', total)
         reason = str(error) if error is not None else 'another process met non-finite values'
         print_log(f'iteration {self._iter}: update skipped (train_cfg.nonfinite_policy=skip; {total} skipped so far, '
-                  f'{self.consecutive_skips} in a row): {reason}', logger='current', level='WARNING')
+                  f'{self.consecutive_skips} in a row): {reason}', logger='current', level=logging.WARNING)
         if self.consecutive_skips >= self.max_consecutive_skips:
             raise FloatingPointError(f'{self.consecutive_skips} consecutive iterations skipped for non-finite '
                                      f'values (train_cfg.max_consecutive_skips={self.max_consecutive_skips}): '
