@@ -63,3 +63,24 @@ def test_no_clip_fits_names_queue_length(synthetic_root, synthetic_infos):
                                          r'longest scene has 6 linked frames\); lower queue_length, or create the '
                                          r'data with more samples per scene'):
         NuScenesTrackMapDataset(data_root=str(synthetic_root), ann_file=synthetic_infos['train'], queue_length=7)
+
+
+class OneCityClips:
+    """Stands in for NuScenesTrackMapDataset: clips only in Boston (Singapore's scenes are too short)."""
+    queue_length = 3
+
+    def full_init(self):
+        pass
+
+    def __len__(self):
+        return 2
+
+    def get_data_info(self, idx):
+        return dict(location='boston-seaport')
+
+
+def test_geo_split_names_the_clip_length_when_a_city_has_no_clip():
+    from projects.nexusflow.datasets import GeoSplitDataset
+    with pytest.raises(ValueError, match=r"geo split 'standard' leaves the track task without labelled samples .*"
+                                         r"\['singapore'\] holds no clip of 3 consecutive frames: lower queue_length"):
+        GeoSplitDataset(OneCityClips(), split='standard').full_init()
