@@ -60,6 +60,8 @@ def load_state_dict_from(checkpoint: str) -> Dict[str, torch.Tensor]:
     try:
         ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
     except Exception as err:  # torch.load raises many types for a damaged file (RuntimeError, UnpicklingError...)
+        if 'weights_only' in str(err):  # torch >= 2.6 refusing a full mmengine checkpoint: not a damaged file
+            raise
         raise _unreadable(checkpoint, f'could not be loaded ({type(err).__name__}: {err})') from err
     state = ckpt.get('state_dict', ckpt.get('model', ckpt)) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
