@@ -59,6 +59,7 @@ from projects.nexusflow.datasets.synthetic import LOCATIONS, generate_synthetic_
 from projects.nexusflow.datasets.synthetic.generator import val_indices  # noqa: E402
 from projects.nexusflow.engine.benchmark_utils import (PeakMemory, parameter_counts, process_rss_mib,  # noqa: E402
                                                        time_calls, timing_summary)
+from tools.run_checks import check_overrides  # noqa: E402
 
 HISTORY_MODES = ('recompute', 'reuse')
 NUSCENES_IMG_SIZE = (1600, 900)  # (W, H) of the nuScenes cameras, used when the pipeline does not resize
@@ -111,6 +112,7 @@ def load_config(path: str, cfg_options: dict) -> Config:
     if not osp.isfile(path):
         raise FileNotFoundError(f'config file {path} does not exist')
     cfg = Config.fromfile(path)
+    check_overrides(cfg, cfg_options)
     cfg.merge_from_dict(cfg_options)
     return cfg
 

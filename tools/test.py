@@ -25,9 +25,10 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from tools.launch_utils import setup_cpu_distributed, trust_checkpoints  # noqa: E402
+from tools.run_checks import check_overrides  # noqa: E402
 
 from projects.nexusflow.engine.visualization_hook import enable_visualization  # noqa: E402
-from projects.nexusflow.evaluation import check_checkpoint  # noqa: E402
+from projects.nexusflow.evaluation import check_checkpoint, check_checkpoint_file  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -56,11 +57,11 @@ def build_config(args) -> Config:
     """The config of ``args.config`` with the command-line overrides applied (no side effects)."""
     if not osp.isfile(args.config):
         raise FileNotFoundError(f'config file {args.config} does not exist')
-    if '://' not in args.checkpoint and not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint {args.checkpoint} does not exist; pass the .pth written by '
-                                f'tools/train.py (work_dirs/<config>/epoch_N.pth)')
+    if '://' not in args.checkpoint:
+        check_checkpoint_file(args.checkpoint)
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
+    check_overrides(cfg, args.cfg_options)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:

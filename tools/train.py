@@ -1,12 +1,16 @@
 """Train a model from an mmengine config (mmdet3d's tools/train.py flow).
 
-    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT|auto]] [--amp] [--auto-scale-lr] \
+    python tools/train.py CONFIG [--work-dir DIR] [--resume [CKPT|auto] | --overwrite] [--amp] [--auto-scale-lr] \
         [--cfg-options key=value ...] [--launcher none|pytorch|slurm|mpi]
     tools/dist_train.sh CONFIG GPUS [same options]          # torchrun, --launcher pytorch
 
 Before training it logs the world size, the total batch (world size x batch per GPU) and the effective learning
 rate (scaled by total batch / auto_scale_lr.base_batch_size when --auto-scale-lr is on), the three numbers that
 explain most reproduction gaps between GPU counts.
+
+A work dir that holds checkpoints of an earlier run is refused unless the run resumes (--resume) or --overwrite
+deletes them first; --cfg-options keys that would be ignored (the config file's own variables such as lr or
+geo_split) are refused with the settings to override instead (tools/run_checks.py).
 """
 import argparse
 import os
@@ -25,6 +29,7 @@ from mmengine.runner import Runner  # noqa: E402
 
 from projects.nexusflow.engine import check_training_init  # noqa: E402
 from tools.launch_utils import setup_cpu_distributed, trust_checkpoints  # noqa: E402
+from tools.run_checks import check_overrides, checkpoint_to_load, prepare_work_dir  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -37,6 +42,8 @@ def parse_args(argv=None):
     parser.add_argument('--resume', nargs='?', type=str, const='auto',
                         help='resume from the given checkpoint, or from the latest one in the work dir when no '
                         'path is given')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='delete the checkpoints of an earlier run in the work dir (refused without it)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config settings, e.g. train_dataloader.batch_size=2 '
                         'optim_wrapper.optimizer.lr=1e-4 (lists: key="[a,b]")')
@@ -56,6 +63,7 @@ def build_config(args) -> Config:
         raise FileNotFoundError(f'config file {args.config} does not exist')
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
+    check_overrides(cfg, args.cfg_options)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     if args.work_dir is not None:
@@ -100,6 +108,8 @@ def scale_summary(world_size: int, cfg: Config) -> str:
 def main(argv=None):
     args = parse_args(argv)
     cfg = build_config(args)
+    prepare_work_dir(cfg.work_dir, resume=bool(cfg.get('resume', False)), overwrite=args.overwrite)
+    checkpoint_to_load(cfg)
     setup_cpu_distributed(cfg)
     trust_checkpoints()
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)

@@ -80,9 +80,13 @@ class GeoSplitDataset:
                 for city, c in counts.items()))
         for task in ('track', 'map'):
             if sum(c[task] for c in counts.values()) == 0:
+                empty = [city for city in labelled[task] if counts[city]['items'] == 0]
+                clip = getattr(self.dataset, 'queue_length', 'Q')
+                cause = (f'{empty} holds no clip of {clip} consecutive frames: lower queue_length or create scenes '
+                         f'with more samples' if empty else 'use another split or data')
                 raise ValueError(f'geo split {self.split!r} leaves the {task} task without labelled samples (it '
                                  f'labels {task} only in {labelled[task]}; items per city: '
-                                 f'{ {city: c["items"] for city, c in counts.items()} }); use another split or data')
+                                 f'{ {city: c["items"] for city, c in counts.items()} }); {cause}')
         self._fully_initialized = True
 
     def __len__(self) -> int:

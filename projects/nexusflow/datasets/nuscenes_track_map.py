@@ -8,7 +8,6 @@ whose outputs are stacked (README "Dataset items").
 import os.path as osp
 from typing import Callable, List, Optional, Sequence, Union
 
-import mmengine
 import numpy as np
 import torch
 from mmengine.dataset import BaseDataset, force_full_init
@@ -16,6 +15,7 @@ from mmengine.dataset import BaseDataset, force_full_init
 from mmdet3d.registry import DATASETS, TRANSFORMS
 from .converter import CLASSES, INFO_VERSION
 from .map_rasterizer import MAP_CLASSES, expansion_path
+from .verify import load_info_file
 
 CREATE_DATA_HINT = ('python tools/create_data.py nuscenes --root-path <data_root> --version <version> '
                     '--out-dir <data_root> [--canbus <data_root>]')
@@ -73,7 +73,7 @@ class NuScenesTrackMapDataset(BaseDataset):
         """Read and validate the info pkl; frames sorted by (scene name, timestamp), labels remapped by name."""
         if not osp.isfile(self.ann_file):
             raise FileNotFoundError(f'info file {self.ann_file} not found; create it with {CREATE_DATA_HINT}')
-        annotations = mmengine.load(self.ann_file)
+        annotations = load_info_file(self.ann_file)
         meta = self._check_info_file(annotations)
         if not annotations['data_list']:
             raise ValueError(f'{self.ann_file} holds no samples (split {meta.get("split")!r} of version '
@@ -132,6 +132,11 @@ class NuScenesTrackMapDataset(BaseDataset):
             linked = idx > 0 and frame['prev'] == frames[idx - 1]['token'] and frame['prev'] != ''
             run[idx] = run[idx - 1] + 1 if linked else 1
         ends = np.flatnonzero(run >= self.queue_length)
+        if len(frames) and not len(ends):
+            raise ValueError(f'{self.ann_file}: no clip of queue_length={self.queue_length} consecutive frames fits '
+                             f'in any scene (the longest scene has {int(run.max())} linked frames); lower '
+                             f'queue_length, or create the data with more samples per scene (tools/create_data.py '
+                             f'synthetic --samples-per-scene N with N >= {self.queue_length})')
         return ends[::self.load_interval].astype(np.int64)
 
     def _check_map_files(self, frames: List[dict]) -> None:

@@ -1,6 +1,10 @@
-"""Training-loop parts of the plugin: hooks and helpers (phase-2 freezing, the initialisation check)."""
+"""Training-loop parts of the plugin: hooks and helpers (phase-2 freezing, atomic checkpoints, non-finite policy,
+the initialisation check)."""
+from .checkpoint_hook import AtomicCheckpointHook
 from .freeze_hook import FreezeModulesHook, freeze_modules
 from .init_check import UninitialisedFrozenError, check_training_init
+from .nonfinite_loop import NonFiniteGuardTrainLoop
 from .visualization_hook import TrackMapVisualizationHook  # noqa: F401
 
-__all__ = ['FreezeModulesHook', 'freeze_modules', 'check_training_init', 'UninitialisedFrozenError']
+__all__ = ['AtomicCheckpointHook', 'FreezeModulesHook', 'NonFiniteGuardTrainLoop', 'freeze_modules',
+           'check_training_init', 'UninitialisedFrozenError']

@@ -5,6 +5,7 @@ hundreds of log lines (UniAD#181, #256). ``check_checkpoint`` summarises the dif
 checkpoint that leaves more than a set fraction of the model unset or that has any shape mismatch.
 """
 import os.path as osp
+import zipfile
 from collections import Counter
 from typing import Dict, List, Mapping, Tuple
 
@@ -12,12 +13,41 @@ import torch
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
-__all__ = ['CheckpointMismatchError', 'load_state_dict_from', 'compare_state_dicts', 'format_report',
-           'check_checkpoint']
+__all__ = ['CheckpointMismatchError', 'CheckpointReadError', 'check_checkpoint_file', 'load_state_dict_from',
+           'compare_state_dicts', 'format_report', 'check_checkpoint']
 
 
 class CheckpointMismatchError(ValueError):
     """The checkpoint does not match the model built from the config."""
+
+
+class CheckpointReadError(ValueError):
+    """A checkpoint file is empty, truncated or not a checkpoint."""
+
+
+def _unreadable(checkpoint: str, problem: str) -> CheckpointReadError:
+    return CheckpointReadError(f'checkpoint {checkpoint} {problem}; it was probably cut short by an interrupted save '
+                               f'or copy. Use another checkpoint of the run (work_dir/epoch_N.pth) or copy it again.')
+
+
+def check_checkpoint_file(checkpoint: str) -> None:
+    """Cheap completeness check of a local checkpoint file, without loading it.
+
+    ``torch.save`` writes a zip archive whose central directory comes last, so a truncated file lacks it.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointReadError: the file is empty, or a zip archive without its central directory.
+    """
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint {checkpoint} does not exist; pass the .pth written by '
+                                f'tools/train.py (work_dirs/<config>/epoch_N.pth)')
+    with open(checkpoint, 'rb') as f:
+        head = f.read(4)
+    if not head:
+        raise _unreadable(checkpoint, 'is empty (0 bytes)')
+    if head == b'PK\x03\x04' and not zipfile.is_zipfile(checkpoint):
+        raise _unreadable(checkpoint, f'is truncated ({osp.getsize(checkpoint)} bytes, no zip central directory)')
 
 
 def load_state_dict_from(checkpoint: str) -> Dict[str, torch.Tensor]:
@@ -25,10 +55,14 @@ def load_state_dict_from(checkpoint: str) -> Dict[str, torch.Tensor]:
 
     The ``module.`` prefix of checkpoints saved from a DDP-wrapped model is removed, as mmengine does.
     """
-    if '://' not in checkpoint and not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint {checkpoint} does not exist; pass the .pth written by '
-                                f'tools/train.py (work_dirs/<config>/epoch_N.pth)')
-    ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    if '://' not in checkpoint:
+        check_checkpoint_file(checkpoint)
+    try:
+        ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    except Exception as err:  # torch.load raises many types for a damaged file (RuntimeError, UnpicklingError...)
+        if 'weights_only' in str(err):  # torch >= 2.6 refusing a full mmengine checkpoint: not a damaged file
+            raise
+        raise _unreadable(checkpoint, f'could not be loaded ({type(err).__name__}: {err})') from err
     state = ckpt.get('state_dict', ckpt.get('model', ckpt)) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise TypeError(f'checkpoint {checkpoint} holds {type(ckpt).__name__}, expected a dict with a state dict')

@@ -12,7 +12,10 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', by_epoch=True, begin=0, end=max_epochs, T_max=max_epochs, eta_min_ratio=1e-3,
          convert_to_iter_based=True),
 ]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=max_epochs)
+# NonFiniteGuardTrainLoop = EpochBasedTrainLoop + nonfinite_policy: 'raise' stops at the first NaN/inf, 'skip' drops
+# that iteration's update and stops after max_consecutive_skips in a row (projects/nexusflow/engine/nonfinite_loop.py)
+train_cfg = dict(type='NonFiniteGuardTrainLoop', max_epochs=max_epochs, val_interval=max_epochs,
+                 nonfinite_policy='raise', max_consecutive_skips=10)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 auto_scale_lr = dict(enable=False, base_batch_size=8)

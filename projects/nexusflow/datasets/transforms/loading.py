@@ -8,6 +8,7 @@ from mmengine.fileio import get
 
 from mmdet3d.registry import TRANSFORMS
 from ..converter import CAMERAS
+from ..image_io import decode_image
 
 
 def lidar2img_from(cam2img: np.ndarray, lidar2cam: np.ndarray) -> np.ndarray:
@@ -65,10 +66,7 @@ class LoadMultiViewImages(BaseTransform):
             raise FileNotFoundError(f'camera image {path} of sample {token} not found; check data_root, or (re)create '
                                     f'the data: python tools/create_data.py synthetic --out-dir <data_root> ... for '
                                     f'the synthetic set, tools/create_data.py nuscenes ... for nuScenes') from err
-        img = mmcv.imfrombytes(img_bytes, flag='color', channel_order='bgr')
-        if img is None:
-            raise ValueError(f'camera image {path} of sample {token} could not be decoded')
-        return img
+        return decode_image(img_bytes, path, token)
 
     def __repr__(self) -> str:
         return f'{self.__class__.__name__}(camera_order={self.camera_order})'

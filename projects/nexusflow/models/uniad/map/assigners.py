@@ -14,6 +14,7 @@ from mmengine.structures import InstanceData
 from scipy.optimize import linear_sum_assignment
 
 from mmdet3d.registry import TASK_UTILS
+from ...layers.finite import check_finite
 
 
 @TASK_UTILS.register_module()
@@ -58,6 +59,7 @@ class FilterHungarianAssigner(BaseAssigner):
         labels = torch.full((num_preds, ), -1, dtype=torch.long, device=device)
         selected = torch.zeros(num_preds, dtype=torch.bool, device=device)
         if num_gts > 0 and num_preds > 0:
+            check_finite(dict(scores=pred_instances.scores, bboxes=pred_instances.bboxes), 'map head query filter')
             cost = torch.stack([c(pred_instances, gt_instances, img_meta) for c in self.match_costs]).sum(0)
             self._match_rounds(cost.cpu(), gt_instances.labels, gt_inds, labels, selected)
         result = AssignResult(num_gts=num_gts, gt_inds=gt_inds, max_overlaps=None, labels=labels)

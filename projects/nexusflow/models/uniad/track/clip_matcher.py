@@ -15,6 +15,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
 from mmdet3d.registry import TASK_UTILS
+from ...layers.finite import check_finite
 from .instances import FREE_ID
 
 
@@ -82,6 +83,7 @@ class ClipMatcher:
         if len(cls_logits) == 0 or len(gt_labels) == 0:
             empty = torch.zeros(0, dtype=torch.long, device=device)
             return empty, empty
+        check_finite(dict(cls_logits=cls_logits, box_codes=box_codes), 'track head matcher')
         preds = InstanceData(scores=cls_logits.float(), bboxes=box_codes.float())
         gts = InstanceData(labels=gt_labels, bboxes=gt_codes.float())
         cost = self.cls_cost(preds, gts) + self.reg_cost(preds, gts)                 # [n, m]

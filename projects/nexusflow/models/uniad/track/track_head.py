@@ -247,7 +247,8 @@ class UniADTrackHead(BaseModule):
             tuple: ``B`` ``InstanceData`` with ``bboxes_3d`` (``LiDARInstance3DBoxes``, 9-dim, bottom centre, LiDAR
             frame of this frame, velocity m/s), ``scores_3d`` ``[M]`` in ``[0, 1]``, ``labels_3d`` ``[M]`` long,
             ``instance_ids`` ``[M]`` long (unique within a scene, never reused) for the live tracks with score
-            ``>= filter_score_thresh`` (the ego query excluded); and the updated state.
+            ``>= filter_score_thresh`` (the ego query excluded), at most ``tracker.max_num`` (highest scores); and the
+            updated state.
         """
         self._check_inputs(bev, state, metas)
         peaks = None if self.heatmap_init is None else self.heatmap_init.query_inputs(bev, self.heatmap_init(bev))
@@ -261,7 +262,7 @@ class UniADTrackHead(BaseModule):
 
     def _results(self, tracks: TrackInstances) -> InstanceData:
         """Decoded live tracks of one sample (see ``predict``)."""
-        live = tracks[(tracks.obj_ids >= 0) & (tracks.scores >= self.tracker.filter_score_thresh)]
+        live = tracks[self.tracker.output_indices(tracks.obj_ids, tracks.scores)]
         boxes = self.coder.decode(live.pred_codes.float())
         return InstanceData(bboxes_3d=LiDARInstance3DBoxes(boxes, box_dim=9), scores_3d=live.scores,
                             labels_3d=live.pred_logits.argmax(dim=-1), instance_ids=live.obj_ids)

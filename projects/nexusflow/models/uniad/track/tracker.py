@@ -19,6 +19,8 @@ from torch import Tensor
 from mmdet3d.registry import TASK_UTILS
 from .instances import FREE_ID
 
+MAX_BOXES_PER_SAMPLE = 500  # nuscenes-devkit TrackingEval refuses samples with more boxes
+
 
 @TASK_UTILS.register_module('UniADRuntimeTracker')
 class RuntimeTracker:
@@ -28,16 +30,31 @@ class RuntimeTracker:
         score_thresh (float): birth threshold, in ``[0, 1]``.
         filter_score_thresh (float): a live track below this score misses the frame, in ``[0, 1]``.
         miss_tolerance (int): consecutive misses after which a track dies, ``>= 1``.
+        max_num (int): most tracks reported per frame (the highest scores; UniAD's ``max_num``), in
+            ``[1, 500]``: the nuScenes tracking evaluation refuses a sample with more than 500 boxes.
     """
 
-    def __init__(self, score_thresh: float = 0.4, filter_score_thresh: float = 0.35, miss_tolerance: int = 5) -> None:
+    def __init__(self, score_thresh: float = 0.4, filter_score_thresh: float = 0.35, miss_tolerance: int = 5,
+                 max_num: int = 300) -> None:
         for name, value in (('score_thresh', score_thresh), ('filter_score_thresh', filter_score_thresh)):
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f'{name} must be in [0, 1], got {value}')
         if miss_tolerance < 1:
             raise ValueError(f'miss_tolerance must be >= 1, got {miss_tolerance}')
+        if not 1 <= max_num <= MAX_BOXES_PER_SAMPLE:
+            raise ValueError(f'max_num must be in [1, {MAX_BOXES_PER_SAMPLE}] (the nuScenes evaluation limit of '
+                             f'boxes per sample), got {max_num}')
         self.score_thresh, self.filter_score_thresh = score_thresh, filter_score_thresh
-        self.miss_tolerance = miss_tolerance
+        self.miss_tolerance, self.max_num = miss_tolerance, max_num
+
+    def output_indices(self, obj_ids: Tensor, scores: Tensor) -> Tensor:
+        """Indices (ascending, long ``[M]``, ``M <= max_num``) of the tracks reported for a frame: live ids
+        (``obj_id >= 0``) with ``score >= filter_score_thresh``, the ``max_num`` highest scores when there are more.
+        """
+        keep = ((obj_ids >= 0) & (scores >= self.filter_score_thresh)).nonzero().squeeze(1)
+        if len(keep) > self.max_num:
+            keep = keep[scores[keep].topk(self.max_num).indices].sort().values
+        return keep
 
     def update(self, obj_ids: Tensor, scores: Tensor, disappear: Tensor,
                next_id: int) -> Tuple[Tensor, Tensor, int]:

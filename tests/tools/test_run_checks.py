@@ -1,0 +1,173 @@
+"""tools/run_checks.py and AtomicCheckpointHook: no override silently ignored, no checkpoint lost or half-written."""
+import collections
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.fileio import LocalBackend
+from mmengine.logging import MessageHub
+
+from mmdet3d.registry import HOOKS
+from projects.nexusflow.engine import AtomicCheckpointHook
+from projects.nexusflow.evaluation.checkpoint_check import (CheckpointReadError, check_checkpoint_file,
+                                                            load_state_dict_from)
+from tools.run_checks import ConfigOverrideError, WorkDirError, checkpoint_to_load, prepare_work_dir
+
+REPO = Path(__file__).resolve().parents[2]
+SGEO = str(REPO / 'configs/uniad_nexusflow/tiny_uniad_sgeo.py')
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(f'tool_{name}', REPO / 'tools' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build(options, tool='train', positional=()):
+    module = load_tool(tool)
+    return module.build_config(module.parse_args([SGEO, *positional, '--cfg-options'] + options))
+
+
+def test_config_variables_cannot_be_overridden_silently(tmp_path):
+    with pytest.raises(ConfigOverrideError) as err:
+        build(['geo_split=reversed', 'lr=1e-4', 'max_epochs=3', 'no_such_key=1'])
+    lines = str(err.value).splitlines()
+    assert lines[0] == '--cfg-options refused:'
+    assert lines[1] == ("  geo_split=reversed: 'geo_split' is a variable of the config file (geo_split = 'standard'), "
+                        "substituted into the settings that use it when the file was parsed, so overriding it would "
+                        "change nothing but the dumped config. Override the settings themselves: "
+                        "train_dataloader.dataset.split (standard | reversed | full), or start from the *_sgeo.py / "
+                        "*_rgeo.py config")
+    assert lines[2].endswith('Override the settings themselves: optim_wrapper.optimizer.lr')
+    assert lines[3].endswith('Override the settings themselves: param_scheduler.1.end, param_scheduler.1.T_max, '
+                             'train_cfg.max_epochs, train_cfg.val_interval')
+    assert lines[4].startswith("  no_such_key=1: 'no_such_key' is not a setting of this config")
+    cfg = build(['train_dataloader.dataset.split=reversed', 'optim_wrapper.optimizer.lr=1e-4',
+                 'default_hooks.checkpoint.max_keep_ckpts=1'])
+    assert cfg.train_dataloader.dataset.split == 'reversed' and cfg.optim_wrapper.optimizer.lr == 1e-4
+    torch.save({'state_dict': {}}, tmp_path / 'model.pth')
+    with pytest.raises(ConfigOverrideError, match="'data_root' is a variable.*: train_dataloader.dataset.dataset."
+                                                  "data_root, val_dataloader.dataset.data_root"):
+        build(['data_root=elsewhere/'], tool='test', positional=[str(tmp_path / 'model.pth')])
+
+
+def test_checkpoint_hook_rejects_unknown_options_when_built():
+    with pytest.raises(TypeError, match=r"default_hooks.checkpoint got unknown option\(s\) \['max_keep_ckpt'\]; "
+                                        r"CheckpointHook accepts \[.*'max_keep_ckpts'"):
+        HOOKS.build(dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpt=1))
+
+
+class FakeRunner:
+    """What ``_save_checkpoint_with_step`` uses of a Runner; ``kill_at`` simulates a kill during that save."""
+
+    def __init__(self, work_dir, kill_at=None):
+        self.work_dir, self.kill_at = str(work_dir), kill_at
+        self.message_hub = MessageHub.get_instance(f'atomic-{id(self)}')
+
+    def save_checkpoint(self, out_dir, filename, file_client_args=None, **kwargs):
+        step = kwargs['meta']['step']
+        with open(f'{out_dir}/{filename}', 'wb') as f:
+            f.write(b'half')
+            if step == self.kill_at:
+                raise KeyboardInterrupt
+            f.write(f'-complete-{step}'.encode())
+
+
+def make_hook(work_dir, max_keep=2):
+    hook = AtomicCheckpointHook(interval=1, max_keep_ckpts=max_keep)
+    hook.out_dir, hook.file_backend, hook.filename_tmpl = str(work_dir), LocalBackend(), 'epoch_{}.pth'
+    hook.keep_ckpt_ids = collections.deque([], max_keep)
+    return hook
+
+
+def test_checkpoints_are_written_atomically_and_old_ones_dropped_after_the_save(tmp_path):
+    hook = make_hook(tmp_path)
+    runner = FakeRunner(tmp_path, kill_at=3)
+    for step in (1, 2):
+        hook._save_checkpoint_with_step(runner, step, dict(step=step))
+    with pytest.raises(KeyboardInterrupt):
+        hook._save_checkpoint_with_step(runner, 3, dict(step=3))
+    finals = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith('.'))
+    assert finals == ['epoch_1.pth', 'epoch_2.pth', 'last_checkpoint']  # nothing deleted, no partial epoch_3.pth
+    assert (tmp_path / 'epoch_2.pth').read_bytes() == b'half-complete-2'
+    assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'epoch_2.pth')
+    # the resumed run (kept ids [1, 2] from epoch_2's message hub) saves epoch 3 again, then drops epoch 1
+    hook = make_hook(tmp_path)
+    hook.keep_ckpt_ids.extend([1, 2])
+    hook._save_checkpoint_with_step(FakeRunner(tmp_path), 3, dict(step=3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['epoch_2.pth', 'epoch_3.pth', 'last_checkpoint']
+    assert (tmp_path / 'epoch_3.pth').read_bytes() == b'half-complete-3'
+
+
+def test_work_dir_with_checkpoints_needs_resume_or_overwrite(tmp_path):
+    prepare_work_dir(str(tmp_path), resume=False, overwrite=False)  # empty: fine
+    (tmp_path / 'epoch_1.pth').write_bytes(b'x')
+    (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'epoch_1.pth'))
+    with pytest.raises(WorkDirError, match=rf"work dir {tmp_path} already holds checkpoints of an earlier run "
+                                           rf"\(\['epoch_1.pth', 'last_checkpoint'\]\); a new run would overwrite "
+                                           rf"them. Pass --resume to continue that run, --work-dir to train into "
+                                           rf"another folder, or --overwrite to delete them first."):
+        prepare_work_dir(str(tmp_path), resume=False, overwrite=False)
+    prepare_work_dir(str(tmp_path), resume=True, overwrite=False)
+    assert (tmp_path / 'epoch_1.pth').exists()
+    prepare_work_dir(str(tmp_path), resume=False, overwrite=True)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match='pass one of them'):
+        prepare_work_dir(str(tmp_path), resume=True, overwrite=True)
+
+
+def test_truncated_or_empty_checkpoint_is_named(tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')  # as tools/train.py and tools/test.py do
+    good = tmp_path / 'epoch_1.pth'
+    torch.save({'state_dict': {'w': torch.zeros(100)}}, good)
+    check_checkpoint_file(str(good))
+    cut = tmp_path / 'cut.pth'
+    cut.write_bytes(good.read_bytes()[:300])
+    with pytest.raises(CheckpointReadError, match=rf'checkpoint {cut} is truncated \(300 bytes, no zip central '
+                                                  rf'directory\); it was probably cut short'):
+        load_state_dict_from(str(cut))
+    empty = tmp_path / 'empty.pth'
+    empty.write_bytes(b'')
+    with pytest.raises(CheckpointReadError, match=rf'checkpoint {empty} is empty \(0 bytes\)'):
+        load_tool('test').build_config(load_tool('test').parse_args([SGEO, str(empty)]))
+    garbage = tmp_path / 'garbage.pth'
+    garbage.write_bytes(b'\x80\x02not a pickle at all')
+    with pytest.raises(CheckpointReadError, match=rf'checkpoint {garbage} could not be loaded'):
+        load_state_dict_from(str(garbage))
+    # --resume without a path: the work dir's last_checkpoint is checked before the Runner is built
+    (tmp_path / 'last_checkpoint').write_text(str(cut))
+    train = load_tool('train')
+    cfg = train.build_config(train.parse_args([SGEO, '--work-dir', str(tmp_path), '--resume']))
+    with pytest.raises(CheckpointReadError, match=f'checkpoint {cut} is truncated'):
+        checkpoint_to_load(cfg)
+
+
+def test_runner_saves_through_the_atomic_hook(tmp_path, monkeypatch):
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')  # mmengine checkpoints hold a message hub
+    import uuid
+
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+    from torch.utils.data import DataLoader
+
+    class Toy(BaseModel):
+
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(2, 1)
+
+        def forward(self, inputs, data_samples=None, mode='tensor'):
+            return dict(loss=self.fc(inputs).pow(2).mean())
+
+    runner = Runner(model=Toy(), work_dir=str(tmp_path), experiment_name=f'atomic-{uuid.uuid4().hex}',
+                    train_dataloader=DataLoader([dict(inputs=torch.ones(2))] * 2, batch_size=1),
+                    train_cfg=dict(by_epoch=True, max_epochs=3), optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+                    default_hooks=dict(checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2)),
+                    default_scope='mmdet3d')
+    runner.train()
+    assert sorted(p.name for p in tmp_path.glob('*.pth')) == ['epoch_2.pth', 'epoch_3.pth']
+    assert not list(tmp_path.glob('.*.tmp'))
+    assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'epoch_3.pth')
+    assert set(load_state_dict_from(str(tmp_path / 'epoch_3.pth'))) == {'fc.weight', 'fc.bias'}
