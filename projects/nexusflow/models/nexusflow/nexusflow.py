@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
 from .align_loss import ALIGN_MODES, align_loss, mean_pair_distance
-from .taps import TapPlugin
+from ...core.taps import TapPlugin
 
 DEFAULT_COUPLING = dict(num_layers=6, hidden_dims=(256, ), clamp=2.0, output='full')
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmdet3d.registry import TASK_UTILS
-from ..nexusflow.taps import TapPlugin
+from ...core.taps import TapPlugin
 from .task_rasters import canvas_from_samples
 
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmdet3d.registry import TASK_UTILS
-from ..nexusflow.tap_adapters import BaseTapAdapter
+from ...core.tap_adapters import BaseTapAdapter
 from .bev_render import BEVCanvas, render_box_occupancy, render_centre_heatmap, semantic_masks
 
 

@@ -13,7 +13,7 @@ import torch
 from mmdet.models.layers.transformer import inverse_sigmoid
 from torch import Tensor
 
-from ....datasets.frames import lidar2global_of, pose_of, timestamp_of
+from ....core.frames import lidar2global_of, pose_of, timestamp_of
 from .box_coder import TrackBoxCoder
 
 

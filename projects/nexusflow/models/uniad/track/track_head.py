@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from mmdet3d.registry import MODELS, TASK_UTILS
 from mmdet3d.structures import LiDARInstance3DBoxes
 from mmdet3d.structures.ops import bbox_overlaps_nearest_3d
-from ....datasets.frames import lidar2global_of, timestamp_of
+from ....core.frames import lidar2global_of, timestamp_of
 from ...layers import build_mlp
 from .box_coder import CODE_SIZE, TrackBoxCoder
 from .geometry import propagate_reference_points
