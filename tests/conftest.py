@@ -11,6 +11,11 @@ import projects.nexusflow.registration  # noqa: F401  (every test may build any 
 torch.set_num_threads(max(1, int(os.environ.get('TEST_NUM_THREADS', '1'))))
 
 
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'slow: trains or launches several processes (> ~20 s); the quick tier '
+                            '`pytest -m "not slow" tests` leaves it out')
+
+
 @pytest.fixture(scope='session')
 def synthetic_root(tmp_path_factory):
     """A small synthetic dataset: 2 scenes per city, 6 keyframes each, 400x225 images."""

@@ -43,8 +43,8 @@ def test_layers_import_only_what_lies_below():
                          check=True).stdout
     added = json.loads(out.strip().splitlines()[-1])
 
-    core_bad = forbidden(added['core'], [f'{PLUGIN}.{name}' for name in ('models', 'datasets', 'evaluation',
-                                                                          'engine', 'analysis', 'nyuv2')])
+    siblings = ('models', 'datasets', 'evaluation', 'engine', 'analysis', 'nyuv2')
+    core_bad = forbidden(added['core'], [f'{PLUGIN}.{name}' for name in siblings])
     assert f'{PLUGIN}.core.taps' in added['core'] and not core_bad, f'core loaded {core_bad}'
 
     uniad = added['models.uniad']
