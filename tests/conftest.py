@@ -4,9 +4,16 @@ import os
 import pytest
 import torch
 
+import projects.nexusflow.registration  # noqa: F401  (every test may build any registered module)
+
 # The in-process tests run tiny tensors: one intra-op thread is as fast as two and immune to oversubscription.
 # The end-to-end tests train in subprocesses, which use every core.
 torch.set_num_threads(max(1, int(os.environ.get('TEST_NUM_THREADS', '1'))))
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'slow: trains or launches several processes (> ~20 s); the quick tier '
+                            '`pytest -m "not slow" tests` leaves it out')
 
 
 @pytest.fixture(scope='session')

@@ -9,7 +9,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-import projects.nexusflow  # noqa: F401  (registers everything)
+import projects.nexusflow.registration  # noqa: F401  (registers everything)
 from mmdet3d.registry import MODELS
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,5 +1,8 @@
 """Two CPU processes (torchrun + gloo) against one, with the real tiny model on the synthetic set:
-one training iteration runs under DDP, and the sequential test loop gives exactly the metrics of one process."""
+one training iteration runs under DDP, and the sequential test loop gives exactly the metrics of one process.
+
+After one iteration no score reaches the 0.4 birth threshold, so the test config births and keeps every query
+(tracker thresholds 0): both sides then evaluate the same non-empty track sets, not two empty ones."""
 import json
 import os
 import socket
@@ -10,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # trains through the tools (see tests/conftest.py)
+
 REPO = Path(__file__).resolve().parents[1]
 BASE = REPO / 'configs' / 'uniad_nexusflow' / 'tiny_uniad_sgeo.py'
 
@@ -19,7 +24,8 @@ data_root = '{root}/'
 model = dict(
     img_neck=dict(out_channels=32),
     bev_encoder=dict(bev_h=25, bev_w=25, embed_dims=32, num_layers=1, ffn_dims=64),
-    track_head=dict(num_query=30, embed_dims=32, bev_h=25, bev_w=25, decoder=dict(num_layers=2, ffn_dims=64)),
+    track_head=dict(num_query=30, embed_dims=32, bev_h=25, bev_w=25, decoder=dict(num_layers=2, ffn_dims=64),
+                    tracker=dict(score_thresh=0.0, filter_score_thresh=0.0)),
     map_head=dict(bev_h=25, bev_w=25, embed_dims=32, num_query=20,
                   transformer=dict(num_encoder_layers=1, num_decoder_layers=1, ffn_dims=64),
                   thing_mask_head=dict(num_layers=1), stuff_mask_head=dict(num_layers=1)))
@@ -78,8 +84,14 @@ def test_ddp_training_then_test_metrics_do_not_depend_on_process_count(config, t
     ckpt = tmp_path / 'train' / 'iter_1.pth'
     assert ckpt.is_file()
 
-    run_tool('test', [config, str(ckpt)], 1, tmp_path / 'one')
-    run_tool('test', [config, str(ckpt)], 2, tmp_path / 'two')
+    tracks = {}
+    for name, nproc in (('one', 1), ('two', 2)):
+        out_dir = tmp_path / f'{name}_tracks'
+        run_tool('test', [config, str(ckpt), '--cfg-options', f'test_evaluator.0.output_dir={out_dir}'], nproc,
+                 tmp_path / name)
+        tracks[name] = json.loads((out_dir / 'results_nusc_tracking.json').read_text())['results']
+    assert tracks['one'] and all(tracks['one'].values())  # every frame has tracks
+    assert tracks['one'] == tracks['two']
     one, two = metrics_of(tmp_path / 'one'), metrics_of(tmp_path / 'two')
     assert 'track/amota' in one and 'map/drivable_iou' in one and 'track/boston/amota' in one
     assert one == two

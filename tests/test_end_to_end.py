@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # trains through the tools (see tests/conftest.py)
+
 REPO = Path(__file__).resolve().parents[1]
 BASE = REPO / 'configs' / 'uniad_nexusflow' / 'tiny_uniad_full.py'
 EPOCHS = 90

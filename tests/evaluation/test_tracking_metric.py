@@ -268,3 +268,33 @@ def test_format_only_and_standalone_eval_track_tool(val, tmp_path):
     assert metrics['amota'] == 1.0 and (tmp_path / 'eval_synth_val' / 'metrics_summary.json').is_file()
     with pytest.raises(FileNotFoundError, match='results json .* does not exist'):
         tool.main([str(tmp_path / 'x.json'), '--data-root', data_root, '--version', VERSION, '--eval-set', 'val'])
+
+
+def shifted(instances, dx):
+    """The instances with their centres moved ``dx`` metres along the LiDAR x axis."""
+    return [dict(inst, bbox_3d=[inst['bbox_3d'][0] + dx] + inst['bbox_3d'][1:]) for inst in instances]
+
+
+def test_a_fixed_half_metre_offset_gives_amotp_half_a_metre(val, tmp_path):
+    """Every GT box predicted 0.5 m off (inside the 2 m match distance): all recall levels are reached, every match
+    is 0.5 m away, so AMOTP = 0.5 for every class with GT and overall, while AMOTA stays 1."""
+    _, _, data_list, _ = val
+    metrics = evaluate(val, tmp_path, [prediction(info, shifted(gt_tracks(info), 0.5)) for info in data_list],
+                       per_city=False)
+    assert metrics['amotp'] == pytest.approx(0.5, abs=1e-4)
+    assert (metrics['amota'], metrics['fp'], metrics['fn'], metrics['ids']) == (1.0, 0.0, 0.0, 0.0)
+
+
+def test_a_phantom_car_on_the_ego_vehicle_counts_one_false_positive_per_frame(val, tmp_path):
+    """A car predicted at the LiDAR origin (where the ego vehicle is, no GT within the 2 m match distance) in the
+    first ``k`` frames: exactly ``k`` false positives, recall and matches untouched, car AMOTA below 1."""
+    _, _, data_list, classes = val
+    k = 3
+    phantom = dict(bbox_3d=[0.0, 0.0, -1.0, 4.5, 1.9, 1.6, 0.0], velocity=[0.0, 0.0],
+                   bbox_label_3d=classes.index('car'), instance_id=10 ** 6)
+    truth = evaluate(val, tmp_path / 'truth', [prediction(info, gt_tracks(info)) for info in data_list],
+                     per_city=False)
+    metrics = evaluate(val, tmp_path / 'fp', [prediction(info, gt_tracks(info) + [phantom] * (pos < k))
+                                              for pos, info in enumerate(data_list)], per_city=False)
+    assert (metrics['fp'], metrics['fn'], metrics['ids'], metrics['tp']) == (float(k), 0.0, 0.0, truth['tp'])
+    assert metrics['recall'] == 1.0 and 0.0 < metrics['car_amota'] < 1.0

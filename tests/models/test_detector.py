@@ -20,13 +20,18 @@ NEXUSFLOW_PLUGIN = dict(
 
 
 def tiny_cfg():
-    """The tiny config, shrunk further (25x25 BEV, 32 channels, few queries) so that each test takes seconds."""
+    """The tiny config, shrunk further (25x25 BEV, 32 channels, few queries) so that each test takes seconds.
+
+    The untrained model scores every query near the 0.01 class prior, below the 0.4 birth threshold: the tracker
+    here births and keeps every query (thresholds 0), so that the track assertions compare real, carried tracks.
+    """
     cfg = Config.fromfile(CONFIG)
     model = cfg.model
     model.img_neck.out_channels = 32
     model.bev_encoder.update(bev_h=25, bev_w=25, embed_dims=32, num_layers=1, ffn_dims=64)
     model.track_head.update(num_query=30, embed_dims=32, bev_h=25, bev_w=25,
-                            decoder=dict(num_layers=2, num_heads=4, ffn_dims=64))
+                            decoder=dict(num_layers=2, num_heads=4, ffn_dims=64),
+                            tracker=dict(score_thresh=0.0, filter_score_thresh=0.0))
     model.map_head.update(bev_h=25, bev_w=25, embed_dims=32, num_query=20,
                           transformer=dict(num_encoder_layers=1, num_decoder_layers=1, num_heads=4, ffn_dims=64),
                           thing_mask_head=dict(num_layers=1), stuff_mask_head=dict(num_layers=1))
@@ -126,6 +131,10 @@ def test_history_modes_agree_in_eval_mode(cfg, datasets):
     assert (without_history - reuse[1]).abs().max() > 1e-4
 
 
+def track_ids(output):
+    return output.pred_instances_3d.instance_ids.tolist()
+
+
 def run_sequence(model, test_set, indices):
     model.reset_test_state()
     outputs = []
@@ -143,8 +152,11 @@ def test_sequential_predict_resets_on_a_new_scene(model, datasets):
     second = scenes.index(scenes[-1])
     outputs = run_sequence(model, test_set, range(second + 2))
     fresh = run_sequence(model, test_set, range(second, second + 2))
+    assert all(track_ids(output) for output in outputs)  # tracks exist in every frame
+    assert set(track_ids(outputs[second])) & set(track_ids(outputs[second + 1]))  # and are carried
+    assert min(track_ids(outputs[second])) == 0 and max(track_ids(outputs[second - 1])) > max(track_ids(fresh[0]))
     for a, b in zip(outputs[second:], fresh):
-        assert a.pred_instances_3d.instance_ids.tolist() == b.pred_instances_3d.instance_ids.tolist()
+        assert track_ids(a) == track_ids(b)
         torch.testing.assert_close(a.pred_instances_3d.scores_3d, b.pred_instances_3d.scores_3d)
         assert torch.equal(a.pred_map['masks'], b.pred_map['masks'])
     for output in outputs:
@@ -166,6 +178,9 @@ def test_a_batch_of_two_streams_equals_two_single_streams(model, datasets):
             pairs.append(model.predict(**data))
     for stream, single in enumerate(singles):
         for step in range(2):
+            assert track_ids(single[step]) and track_ids(pairs[step][stream]) == track_ids(single[step])
+            torch.testing.assert_close(pairs[step][stream].pred_instances_3d.bboxes_3d.tensor,
+                                       single[step].pred_instances_3d.bboxes_3d.tensor, rtol=1e-4, atol=1e-4)
             a, b = pairs[step][stream].pred_map['masks'], single[step].pred_map['masks']
             assert (a != b).float().mean() < 0.01
             torch.testing.assert_close(pairs[step][stream].pred_instances_3d.scores_3d,
@@ -188,6 +203,7 @@ def test_plugin_leaves_baseline_predictions_bit_identical(cfg, model, datasets):
     test_set = datasets[1]
     base = run_sequence(model, test_set, range(3))
     plug = run_sequence(with_plugin, test_set, range(3))
+    assert all(track_ids(output) for output in base)
     for a, b in zip(base, plug):
         assert torch.equal(a.pred_instances_3d.bboxes_3d.tensor, b.pred_instances_3d.bboxes_3d.tensor)
         assert torch.equal(a.pred_instances_3d.scores_3d, b.pred_instances_3d.scores_3d)

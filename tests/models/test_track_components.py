@@ -6,7 +6,7 @@ import pytest
 import torch
 from mmdet.models.layers.transformer import inverse_sigmoid
 
-from projects.nexusflow.datasets.frames import relative_pose
+from projects.nexusflow.core.frames import relative_pose
 from projects.nexusflow.models.uniad.track import (EGO_ID, FREE_ID, ClipMatcher, QueryInteractionModule,
                                                    RuntimeTracker, TrackBoxCoder, TrackInstances, TrackMemoryBank,
                                                    ego_box_in_lidar, ego_velocity_in_lidar,

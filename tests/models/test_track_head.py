@@ -78,8 +78,9 @@ def test_decoder_tap_shapes_loss_keys_and_carried_queries():
     head.decoder.register_forward_hook(lambda module, args, output: taps.append(output))
     frames, bevs = two_sample_clip(num_frames=3)
     losses = head.loss(bevs, frames)
-    assert sorted(losses) == sorted(f'frame_{f}_loss_{kind}_{d}' for f in range(3) for kind in ('cls', 'bbox')
-                                    for d in range(2))
+    assert sorted(losses) == sorted([f'frame_{f}_loss_{kind}_{d}' for f in range(3) for kind in ('cls', 'bbox')
+                                     for d in range(2)] + ['loss_ddp_coverage'])
+    assert losses['loss_ddp_coverage'].item() == 0.0 and losses['loss_ddp_coverage'].requires_grad
     assert all(v.dtype == torch.float32 and v.dim() == 0 and torch.isfinite(v) for v in losses.values())
     # 20 object queries + 1 ego; every matched track is carried (IoU threshold 0): sample 1 has 3 GT -> pad to 24
     assert [tuple(states.shape) for states, _ in taps] == [(2, 2, 21, C), (2, 2, 24, C), (2, 2, 24, C)]

@@ -41,7 +41,7 @@ def test_targets_and_losses_from_pipeline_samples(clip_frames):
     head.init_weights()
     bevs = [torch.randn(2, 400, 32) for _ in range(3)]
     losses = head.loss(bevs, clip_frames)
-    assert len(losses) == 3 * 2 * 2 and all(torch.isfinite(v) for v in losses.values())
+    assert len(losses) == 3 * 2 * 2 + 1 and all(torch.isfinite(v) for v in losses.values())
     head.eval()
     state = head.init_state(2)
     for bev, frame in zip(bevs, clip_frames):

@@ -6,8 +6,8 @@ from torch import nn
 import projects.nexusflow.models.layers.deformable_attention as deform_module
 from mmdet3d.registry import MODELS
 from projects.nexusflow.models.layers import MSDeformAttn
-from projects.nexusflow.models.nexusflow import (DeformableAggregator, MLPAggregator, QuerySetAggregator, TapOutput,
-                                                 build_tap_adapter)
+from projects.nexusflow.core import TapOutput, build_tap_adapter
+from projects.nexusflow.models.nexusflow import DeformableAggregator, MLPAggregator, QuerySetAggregator
 from projects.nexusflow.models.ops import single_level_shapes
 
 C, D = 8, 12

@@ -13,7 +13,8 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from projects.nexusflow.engine import FreezeModulesHook, freeze_modules
+from projects.nexusflow.core import freeze_modules
+from projects.nexusflow.engine import FreezeModulesHook
 
 FROZEN = ['img_backbone', 'bev_encoder']
 NUM_FROZEN = (3 * 4 * 9 + 4) + (4 + 4) + (4 * 4 + 4) + (4 + 4)  # conv, BN, linear, LN

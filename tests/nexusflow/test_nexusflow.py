@@ -84,8 +84,8 @@ def test_three_tasks_end_to_end(batch_size):
     plugin.attach(host)
     host(frames(batch_size))
     losses = plugin.loss([[None]] * batch_size)
-    diag = {f'diag/{t}_{k}' for t in ('track', 'map', 'seg') for k in ('embed_std', 'latent_std', 'latent_norm',
-                                                                         'logdet')}
+    kinds = ('embed_std', 'latent_std', 'latent_norm', 'logdet')
+    diag = {f'diag/{t}_{k}' for t in ('track', 'map', 'seg') for k in kinds}
     assert set(losses) == {'loss_align', 'latent_dist', 'embed_dist'} | diag
     assert not any('loss' in key for key in diag), 'diagnostics must not be summed into the loss'
     assert losses['loss_align'].dim() == 0 and losses['loss_align'] > 0

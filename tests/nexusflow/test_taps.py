@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from mmdet3d.registry import TASK_UTILS
-from projects.nexusflow.models.nexusflow import TapOutput, TapPlugin, build_tap_adapter
-from projects.nexusflow.models.nexusflow.tap_adapters import BaseTapAdapter
+from projects.nexusflow.core import TapOutput, TapPlugin, build_tap_adapter
+from projects.nexusflow.core.tap_adapters import BaseTapAdapter
 
 B, H, W, C, L, NQ = 2, 3, 4, 8, 2, 5
 

@@ -6,9 +6,8 @@ import torch
 from mmengine.structures import InstanceData
 
 from mmdet3d.structures import Det3DDataSample, LiDARInstance3DBoxes
-from projects.nexusflow.models.psmtl import (BEVCanvas, MapRaster, PredictionTapAdapter, TrackRaster,
-                                             canvas_from_samples, render_box_occupancy, render_centre_heatmap,
-                                             semantic_masks)
+from projects.nexusflow.models.psmtl import (BEVCanvas, MapRaster, TrackRaster, canvas_from_samples,
+                                             render_box_occupancy, render_centre_heatmap, semantic_masks)
 
 # 8 rows x 10 columns over x in [-5, 5], y in [-2, 6]: 1 m cells, cell (i, j) centred at (j - 4.5, i - 1.5)
 CANVAS = BEVCanvas.from_range((-5.0, -2.0, -3.0, 5.0, 6.0, 3.0), (8, 10))
@@ -157,13 +156,3 @@ def test_map_raster_labels_predictions_and_canvas():
         canvas_from_samples([map_sample(), map_sample(canvas=(4, 5))])
     with pytest.raises(ValueError, match=r'expects semantic \[B, 4, H, W\]'):
         raster.predictions(dict(semantic=probs[:, :3]), (4, 5))
-
-
-def test_prediction_tap_adapter_checks_the_dict():
-    adapter = PredictionTapAdapter(keys=('semantic', ))
-    preds = dict(semantic=torch.zeros(1))
-    assert adapter(preds) is preds
-    with pytest.raises(KeyError, match='semantic'):
-        adapter(dict(other=1))
-    with pytest.raises(TypeError, match='pred_tap'):
-        adapter(torch.zeros(1))

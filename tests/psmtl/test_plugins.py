@@ -7,6 +7,7 @@ from torch import nn
 
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import Det3DDataSample, LiDARInstance3DBoxes
+from projects.nexusflow.core import PredictionTap
 from projects.nexusflow.models.psmtl import (FiLMConv, TaskRasters, cosine_distance, pair_code_index,
                                              pair_codes)
 
@@ -27,10 +28,10 @@ class StandInHost(nn.Module):
         self.track_head.query = nn.Parameter(torch.randn(NQ, C))
         self.track_head.cls = nn.Linear(C, K)
         self.track_head.box = nn.Linear(C, 8)
-        self.track_head.pred_tap = nn.Identity()
+        self.track_head.pred_tap = PredictionTap(fields=('cls_logits', 'boxes', 'padding_mask'))
         self.map_head = nn.Module()
         self.map_head.conv = nn.Conv2d(C, 4, 3, padding=1)
-        self.map_head.pred_tap = nn.Identity()
+        self.map_head.pred_tap = PredictionTap(fields=('semantic', ))
 
     def forward(self, inputs):
         bev = self.bev_encoder(inputs)  # [B, HW, C]

@@ -108,7 +108,7 @@ def test_baseline_stays_bit_identical_with_the_plugin(cfgs, datasets, kind):
     base_losses = base.loss(**data)
     torch.manual_seed(1)
     plugged_losses = plugged.loss(**data)
-    assert (len(mask_passes[id(base)]), len(mask_passes[id(plugged)])) == (1, 2), 'semantic tap pass only if hooked'
+    assert (len(mask_passes[id(base)]), len(mask_passes[id(plugged)])) == (1, 2), 'semantic pass only on request'
     added = set(plugged_losses) - set(base_losses)
     assert added and all(key.startswith(kind.lower() + '.') for key in added)
     assert all(torch.equal(value, plugged_losses[key]) for key, value in base_losses.items())

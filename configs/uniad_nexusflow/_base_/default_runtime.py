@@ -1,6 +1,6 @@
 # Runtime shared by every config of the project.
 default_scope = 'mmdet3d'
-custom_imports = dict(imports=['projects.nexusflow'], allow_failed_imports=False)
+custom_imports = dict(imports=['projects.nexusflow.registration'], allow_failed_imports=False)
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),

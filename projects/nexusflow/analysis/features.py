@@ -1,7 +1,7 @@
 """Collect per-sample features of a trained model over a test split: pooled task features and NexusFlow latents.
 
 The task features are read through the plug-in tap machinery (:class:`FeatureProbe`, a read-only
-:class:`~projects.nexusflow.models.nexusflow.TapPlugin`): by default the three places where NexusFlow attaches —
+:class:`~projects.nexusflow.core.TapPlugin`): by default the three places where NexusFlow attaches —
 the BEV encoder output, the track decoder's last-layer query states and the map transformer's BEV-shaped encoder
 memory — each mean-pooled over its set to one ``[C]`` vector per sample. When the model carries a
 :class:`~projects.nexusflow.models.nexusflow.NexusFlow` plug-in, its per-task latents ``z_t`` (``encode()`` after
@@ -19,8 +19,9 @@ from mmengine.logging import print_log
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
+from ..core.taps import TapPlugin
 from ..evaluation.tracking_eval import city_of
-from ..models.nexusflow import NexusFlow, TapPlugin
+from ..models.nexusflow import NexusFlow
 from ..models.nexusflow.aggregators import masked_mean
 
 __all__ = ['FeatureProbe', 'FeatureCollection', 'default_taps', 'collect_features', 'SAMPLE_META_KEYS']

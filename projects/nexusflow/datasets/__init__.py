@@ -2,7 +2,6 @@
 from . import samplers
 from .collate import clip_collate
 from .converter import CAMERAS, CLASSES, INFO_VERSION, create_nuscenes_infos
-from .frames import lidar2global_of, pose_of, relative_pose, stack_relative_poses, timestamp_of
 from .geo_split import GeoSplitDataset
 from .map_rasterizer import MAP_CLASSES, MapRasterizer
 from .nuscenes_track_map import NuScenesTrackMapDataset
@@ -13,5 +12,5 @@ from .transforms import (LoadMapAnnotations, LoadMultiViewImages, LoadTrackAnnot
 __all__ = ['create_nuscenes_infos', 'CLASSES', 'CAMERAS', 'INFO_VERSION', 'MAP_CLASSES', 'MapRasterizer',
            'NuScenesTrackMapDataset', 'GeoSplitDataset', 'clip_collate', 'LoadMultiViewImages',
            'ResizeMultiViewImages', 'LoadTrackAnnotations3D', 'TrackObjectRangeFilter', 'LoadMapAnnotations',
-           'PackTrackMapInputs', 'lidar2global_of', 'pose_of', 'relative_pose', 'stack_relative_poses', 'timestamp_of']
+           'PackTrackMapInputs']
 __all__ += samplers.__all__

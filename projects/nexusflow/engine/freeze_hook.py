@@ -20,8 +20,7 @@ bit-identical. Frozen norm layers are put in eval mode (BN running statistics st
 iteration, because the train loop calls ``model.train()``, and by a forward pre-hook on each of them, because a
 model may call ``train()`` inside its forward (e.g. after an eval-mode history-BEV pass).
 """
-import difflib
-from typing import Dict, List, Sequence
+from typing import List, Sequence
 
 from mmcv.cnn.bricks.norm import is_norm
 from mmengine.hooks import Hook
@@ -31,48 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.hooks import RemovableHandle
 
 from mmdet3d.registry import HOOKS
-
-
-def under_prefix(name: str, prefix: str) -> bool:
-    """Whether dotted ``name`` is ``prefix`` itself or lies below it (``'a.b'`` is under ``'a'``, ``'ab'`` is not)."""
-    return name == prefix or name.startswith(prefix + '.')
-
-
-def check_prefixes(model: nn.Module, prefixes: Sequence[str]) -> None:
-    """Raise ``KeyError`` (with the closest module names) for a prefix that matches no module of ``model``."""
-    names = [name for name, _ in model.named_modules() if name]
-    for prefix in prefixes:
-        if not any(under_prefix(name, prefix) for name in names):
-            close = difflib.get_close_matches(prefix, names, n=5, cutoff=0.5)
-            raise KeyError(f'module prefix {prefix!r} matches no module of {type(model).__name__}; closest names: '
-                           f'{close or "none"} (prefixes are dotted names from model.named_modules())')
-
-
-def params_under(model: nn.Module, prefixes: Sequence[str]) -> Dict[str, nn.Parameter]:
-    """Parameters below any of ``prefixes``, by name, each once, in ``named_parameters`` order."""
-    return {name: param for name, param in model.named_parameters()
-            if any(under_prefix(name, prefix) for prefix in prefixes)}
-
-
-def freeze_modules(model: nn.Module, prefixes: Sequence[str]) -> Dict[str, int]:
-    """Set ``requires_grad=False`` on every parameter below the dotted ``prefixes`` of ``model``.
-
-    Call it before the model is wrapped in DDP (see the module docstring).
-
-    Args:
-        model (nn.Module): the unwrapped model.
-        prefixes (Sequence[str]): dotted module names, e.g. ``['img_backbone', 'img_neck', 'bev_encoder']``.
-
-    Returns:
-        dict[str, int]: per prefix, the number of parameter elements below it (all frozen now).
-
-    Raises:
-        KeyError: a prefix matches no module (the message lists the closest names).
-    """
-    check_prefixes(model, prefixes)
-    for param in params_under(model, prefixes).values():
-        param.requires_grad_(False)
-    return {prefix: sum(p.numel() for p in params_under(model, [prefix]).values()) for prefix in prefixes}
+from ..core.freeze import check_prefixes, freeze_modules, params_under, under_prefix
 
 
 def norm_layers_under(model: nn.Module, prefixes: Sequence[str]) -> List[nn.Module]:
@@ -147,5 +105,5 @@ class FreezeModulesHook(Hook):
             f'FreezeModulesHook would freeze {len(newly_frozen)} parameter tensors (e.g. {newly_frozen[:3]}) that '
             'DistributedDataParallel(find_unused_parameters=False) registered when the Runner wrapped the model; '
             'DDP would then wait for their gradients forever. Freeze them before wrapping (call '
-            'projects.nexusflow.engine.freeze_modules on the model at build time, e.g. through its frozen_modules '
+            'projects.nexusflow.core.freeze_modules on the model at build time, e.g. through its frozen_modules '
             "option), or set model_wrapper_cfg=dict(type='MMDistributedDataParallel', find_unused_parameters=True).")

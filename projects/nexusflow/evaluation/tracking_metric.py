@@ -13,7 +13,7 @@ from mmengine.evaluator import BaseMetric
 from mmengine.logging import print_log
 
 from mmdet3d.registry import METRICS
-from ..datasets.frames import lidar2global_of
+from ..core.frames import lidar2global_of
 from .result_utils import evaluation_dir, get_meta, unique_by_token
 from .tracking_eval import evaluate_tracking_results, load_tracking_config
 from .tracking_format import TRACKING_RESULT_META, sample_tracking_boxes

@@ -1,2 +1,3 @@
-"""Models of the plugin: the UniAD baseline, the NexusFlow plug-in and the PS-MTL baselines."""
-from . import layers, nexusflow, ops, psmtl, uniad  # noqa: F401  (registers every module)
+"""Models of the plugin: the UniAD baseline (``uniad``), the NexusFlow plug-in (``nexusflow``), the PS-MTL baselines
+(``psmtl``) and the parts they share (``layers``, ``ops``). Import a subpackage to register its modules (or
+``projects.nexusflow.registration`` for all of them)."""

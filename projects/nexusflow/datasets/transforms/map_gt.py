@@ -4,7 +4,7 @@ from typing import Optional, Sequence, Tuple
 from mmcv.transforms import BaseTransform
 
 from mmdet3d.registry import TRANSFORMS
-from ..frames import lidar2global_of, pose_of
+from ...core.frames import lidar2global_of, pose_of
 from ..map_rasterizer import MapRasterizer
 from ..uniad_map_rasterizer import UniADMapRasterizer
 

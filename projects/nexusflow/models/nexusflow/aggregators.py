@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
 from ..layers import build_mlp, check_attention_heads
-from .tap_adapters import TapOutput
+from ...core.tap_adapters import TapOutput
 
 POOL_MODES = ('flatten', 'mean')
 

@@ -15,7 +15,7 @@ from mmdet3d.registry import MODELS
 from ..layers import MSDeformAttn
 from ..ops import single_level_shapes
 from .aggregators import LearnedQueryAggregator, dense_shape
-from .tap_adapters import TapOutput
+from ...core.tap_adapters import TapOutput
 
 
 @MODELS.register_module()

@@ -16,8 +16,8 @@ from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
 from .align_loss import ALIGN_MODES, align_loss, mean_pair_distance
+from ...core.taps import TapPlugin
 from .diagnostics import CollapseMonitor, LatentStandardizer
-from .taps import TapPlugin
 
 DEFAULT_COUPLING = dict(num_layers=6, hidden_dims=(256, ), clamp=2.0, output='full')
 LATENT_NORMS = (None, 'running')

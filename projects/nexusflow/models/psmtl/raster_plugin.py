@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmdet3d.registry import TASK_UTILS
-from ..nexusflow.taps import TapPlugin
+from ...core.head_tap import PredictionTapAdapter  # noqa: F401  (registers the tap kind used below)
+from ...core.taps import TapPlugin
 from .task_rasters import canvas_from_samples
 
 

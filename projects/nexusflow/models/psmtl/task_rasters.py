@@ -12,32 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmdet3d.registry import TASK_UTILS
-from ..nexusflow.tap_adapters import BaseTapAdapter
 from .bev_render import BEVCanvas, render_box_occupancy, render_centre_heatmap, semantic_masks
-
-
-@TASK_UTILS.register_module()
-class PredictionTapAdapter(BaseTapAdapter):
-    """Tap kind for a head's ``pred_tap``: checks that the raw output is a dict with ``keys`` and returns it as is.
-
-    Args:
-        keys (Sequence[str]): keys the dict must hold.
-        index (int, optional): element of a tuple/list output to adapt.
-    """
-
-    def __init__(self, keys: Sequence[str], index: Optional[int] = None) -> None:
-        super().__init__(index)
-        self.keys = tuple(keys)
-
-    def adapt(self, raw) -> Dict[str, Tensor]:
-        """The prediction dict itself (graph kept)."""
-        if not isinstance(raw, dict):
-            raise TypeError(f'{type(self).__name__} expects the dict a head passes to its pred_tap, got '
-                            f'{type(raw).__name__}; tap "<head>.pred_tap"')
-        missing = [key for key in self.keys if key not in raw]
-        if missing:
-            raise KeyError(f'prediction dict lacks {missing}; it has {sorted(raw)}')
-        return raw
 
 
 def canvas_from_samples(samples: Sequence) -> Tuple[int, int]:

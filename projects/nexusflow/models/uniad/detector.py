@@ -12,8 +12,8 @@ import torch
 from mmengine.model import BaseModel, ModuleList
 
 from mmdet3d.registry import MODELS
-from ...datasets.frames import lidar2global_of, relative_pose
-from ...engine.freeze_hook import freeze_modules
+from ...core.frames import lidar2global_of, relative_pose
+from ...core.freeze import freeze_modules
 from .temporal_state import TemporalState
 
 HISTORY_MODES = ('reuse', 'recompute')

@@ -5,7 +5,7 @@ from typing import Any, List, Optional
 import numpy as np
 import torch
 
-from ...datasets.frames import lidar2global_of, stack_relative_poses
+from ...core.frames import lidar2global_of, stack_relative_poses
 
 
 @dataclass

@@ -8,7 +8,7 @@ zero, the key is always returned and the head's parameters still receive (zero) 
 parameter. Pixel losses (MTAN ``utils.model_fit``): seg NLL of the log-softmax, ignore ``-1``; depth L1 where the GT
 is non-zero; normal ``1 - <n_pred, n_gt>`` where the GT vector is not all-zero.
 
-Tap point for plug-ins (as on the UniAD heads): every head owns an ``nn.Identity`` ``pred_tap`` that its forward calls
+Tap point for plug-ins (as on the UniAD heads): every head owns a ``PredictionTap`` ``pred_tap`` that its forward calls
 on ``dict(prediction=<the activated prediction it returns>)``; a forward hook on ``heads.<task>.pred_tap`` reads it
 (graph kept) without changing any output (MTPSL's ``DenseTaskRaster`` does).
 """
@@ -21,6 +21,7 @@ from mmengine.structures import BaseDataElement, PixelData
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
+from ...core.head_tap import PredictionTap
 from ..meta import IGNORE_INDEX, NUM_CLASSES
 
 HEAD_INIT = dict(type='Xavier', distribution='normal', layer='Conv2d')
@@ -59,7 +60,7 @@ class DenseTaskHead(BaseModule):
         self.loss_weight = float(loss_weight)
         self.conv = nn.Conv2d(in_channels, in_channels, 3, padding=1)
         self.pred = nn.Conv2d(in_channels, out_channels, 1)
-        self.pred_tap = nn.Identity()  # plug-in tap point, see the module docstring
+        self.pred_tap = PredictionTap(fields=('prediction', ))  # plug-in tap point, see the module docstring
 
     def activate(self, raw: Tensor) -> Tensor:
         """Task activation of the raw prediction; implemented by subclasses."""

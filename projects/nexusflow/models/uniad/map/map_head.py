@@ -15,6 +15,7 @@ from mmengine.model import BaseModule, bias_init_with_prob
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
+from ....core.head_tap import PredictionTap
 from .losses import (DEFAULT_ASSIGNER, DEFAULT_FILTER_ASSIGNER, DEFAULT_LOSS_BBOX, DEFAULT_LOSS_CLS,
                      DEFAULT_LOSS_IOU, DEFAULT_LOSS_MASK, DEFAULT_LOSS_STUFF_CLS, DEFAULT_MASK_ASSIGNER,
                      MapCriterion)
@@ -113,8 +114,8 @@ class UniADMapHead(BaseModule):
                                       loss_mask=loss_mask, loss_stuff_cls=loss_stuff_cls, assigner=assigner,
                                       filter_assigner=filter_assigner, mask_assigner=mask_assigner,
                                       balance_things_stuff=balance_things_stuff)
-        # Tap point for plug-ins (README "Model interfaces"): see ``_tap_semantic``.
-        self.pred_tap = nn.Identity()
+        # Tap point for plug-ins (README "Model interfaces"): ``semantic`` only on request, see ``_tap_semantic``.
+        self.pred_tap = PredictionTap(on_request=('semantic', ))
 
     @staticmethod
     def _merge_test_cfg(test_cfg: dict) -> dict:
@@ -199,9 +200,9 @@ class UniADMapHead(BaseModule):
 
         Things: ``max_q sigmoid(cls_logits[q, c]) * mask_q`` over all ``Nq`` queries (their masks from one extra
         thing-mask-decoder pass); stuff: the sigmoid of the stuff masks. Differentiable w.r.t. the head. Runs only
-        while a forward hook listens on ``pred_tap`` (the extra pass costs nothing otherwise).
+        when a plug-in requested ``semantic`` from ``pred_tap`` at build time (the extra pass costs nothing otherwise).
         """
-        if not self.pred_tap._forward_hooks:
+        if not self.pred_tap.requested('semantic'):
             return
         thing_probs = self._to_canvas(self.thing_mask_head(states, memory)[0])  # [B, Nq, H, W]
         scores = cls_logits.sigmoid()  # [B, Nq, T]

@@ -15,8 +15,8 @@ from .track_loss import TrackLoss
 from .tracker import RuntimeTracker
 
 __all__ = [
-    'UniADTrackHead', 'HeatmapQueryInit', 'TrackDecoder', 'TrackDecoderLayer', 'QueryInteractionModule', 'TrackMemoryBank',
-    'RuntimeTracker', 'ClipMatcher', 'TrackBoxL1Cost', 'TrackLoss', 'TrackBoxCoder', 'TrackInstances', 'TrackState',
+    'UniADTrackHead', 'HeatmapQueryInit', 'TrackDecoder', 'TrackDecoderLayer', 'QueryInteractionModule',
+    'TrackMemoryBank', 'RuntimeTracker', 'ClipMatcher', 'TrackBoxL1Cost', 'TrackLoss', 'TrackBoxCoder', 'TrackInstances', 'TrackState',
     'FrameTargets', 'clip_targets', 'CODE_SIZE', 'FREE_ID', 'EGO_ID', 'propagate_reference_points',
     'ego_velocity_in_lidar', 'ego_box_in_lidar'
 ]

@@ -23,7 +23,10 @@ from torch import Tensor
 from mmdet3d.registry import TASK_UTILS
 
 CODE_SIZE = 10
-CENTRE_DIMS = (0, 1, 4)
+CENTRE_DIMS = (0, 1, 4)  # cx, cy, cz
+LOG_SIZE_DIMS = (2, 3, 5)  # log l, log w, log h
+YAW_DIMS = (6, 7)  # sin yaw, cos yaw
+VELOCITY_DIMS = (8, 9)  # vx, vy
 
 
 @TASK_UTILS.register_module('UniADTrackBoxCoder')
@@ -101,3 +104,10 @@ class TrackBoxCoder:
         """
         centre = self.to_metric(self.refined_reference(deltas, reference).sigmoid())
         return torch.cat((centre[..., :2], deltas[..., 2:4], centre[..., 2:3], deltas[..., 5:]), dim=-1)
+
+    @staticmethod
+    def centre_size(codes: Tensor) -> Tensor:
+        """Codes ``[..., 10]`` -> ``[..., 10]`` ``(cx, cy, cz, l, w, h, sin yaw, cos yaw, vx, vy)``: gravity centre and
+        sizes in metres (the boxes of the head's ``pred_tap``), differentiable."""
+        return torch.cat((codes[..., list(CENTRE_DIMS)], codes[..., list(LOG_SIZE_DIMS)].exp(),
+                          codes[..., list(YAW_DIMS + VELOCITY_DIMS)]), dim=-1)

@@ -3,7 +3,7 @@
 Propagation follows UniAD's ``UniADTrack.velo_update``: a reference point moves with its predicted velocity for the
 time between frames and is then re-expressed in the next LiDAR frame. Changed: the relative transform
 ``prev LiDAR -> current LiDAR`` is formed once in float64 from the two ``lidar2global`` matrices
-(``datasets/frames.py``, shared with the rest of the plugin), so the large global coordinates never meet float32
+(``core/frames.py``, shared with the rest of the plugin), so the large global coordinates never meet float32
 arithmetic.
 """
 from typing import Mapping, Sequence, Tuple
@@ -13,7 +13,7 @@ import torch
 from mmdet.models.layers.transformer import inverse_sigmoid
 from torch import Tensor
 
-from ....datasets.frames import lidar2global_of, pose_of, timestamp_of
+from ....core.frames import lidar2global_of, pose_of, timestamp_of
 from .box_coder import TrackBoxCoder
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ....datasets.frames import relative_pose
+from ....core.frames import relative_pose
 from .instances import TrackInstances
 
 

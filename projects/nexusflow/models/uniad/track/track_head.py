@@ -24,9 +24,10 @@ from torch import Tensor, nn
 from mmdet3d.registry import MODELS, TASK_UTILS
 from mmdet3d.structures import LiDARInstance3DBoxes
 from mmdet3d.structures.ops import bbox_overlaps_nearest_3d
-from ....datasets.frames import lidar2global_of, timestamp_of
+from ....core.frames import lidar2global_of, timestamp_of
+from ....core.head_tap import PredictionTap
 from ...layers import build_mlp
-from .box_coder import CODE_SIZE, TrackBoxCoder
+from .box_coder import CODE_SIZE, VELOCITY_DIMS, TrackBoxCoder
 from .geometry import propagate_reference_points
 from .instances import EGO_ID, FREE_ID, TrackInstances, pad_stack, padding_mask, unpad
 from .state import TrackState
@@ -130,7 +131,7 @@ class UniADTrackHead(BaseModule):
                                           point_cloud_range=point_cloud_range, num_queries=num_query), heatmap_init))
         # Tap point for plug-ins (README "Model interfaces"): called on the last decoder layer's predictions of every
         # frame; an identity, so hooks read them without changing any output.
-        self.pred_tap = nn.Identity()
+        self.pred_tap = PredictionTap(fields=('cls_logits', 'boxes', 'padding_mask'))
 
     def _cls_branch(self, num_fcs: int) -> nn.Sequential:
         layers = []
@@ -161,8 +162,9 @@ class UniADTrackHead(BaseModule):
 
         Returns:
             dict[str, Tensor]: ``frame_{f}_loss_cls_{d}`` and ``frame_{f}_loss_bbox_{d}`` for every frame ``f`` and
-            decoder layer ``d`` (scalars, fp32), and ``frame_{f}_loss_heatmap`` with ``heatmap_init``. A sample
-            with ``has_track_gt=False`` adds exactly zero to each.
+            decoder layer ``d`` (scalars, fp32), ``frame_{f}_loss_heatmap`` with ``heatmap_init``, and
+            ``loss_ddp_coverage`` (exactly 0, see ``_coverage_term``). A sample with ``has_track_gt=False`` adds
+            exactly zero to each.
         """
         if len(bevs) != len(frames) or len(bevs) == 0:
             raise ValueError(f'loss needs one BEV per frame, got {len(bevs)} BEVs and {len(frames)} frames')
@@ -185,7 +187,7 @@ class UniADTrackHead(BaseModule):
             if index + 1 < len(frames):
                 active = [(t.obj_ids >= 0) & (t.iou >= self.gt_iou_threshold) for t in tracks]
                 self._carry(state, tracks, metas, active)
-        losses['frame_0_loss_cls_0'] = losses['frame_0_loss_cls_0'] + self._coverage_term()
+        losses['loss_ddp_coverage'] = self._coverage_term()
         return losses
 
     def _frame_losses(self, tracks: List[TrackInstances], output: FrameOutput,
@@ -326,7 +328,7 @@ class UniADTrackHead(BaseModule):
                 queries.append(fresh)
                 continue
             prev2cur = state.prev2cur(b, lidar2global_of(meta))
-            moved = propagate_reference_points(carried.ref_pts, carried.pred_codes[:, 8:10], prev2cur,
+            moved = propagate_reference_points(carried.ref_pts, carried.pred_codes[:, list(VELOCITY_DIMS)], prev2cur,
                                                timestamp_of(meta) - state.timestamp[b], self.coder)
             height = self.reference_points(carried.query[:, :self.embed_dims])[:, 2:].float()
             carried = carried[:]
@@ -348,9 +350,7 @@ class UniADTrackHead(BaseModule):
             cls_logits=torch.stack([branch(state).float() for branch, state in zip(self.cls_branches, states)]),
             box_codes=torch.stack([self.coder.refine(d, r) for d, r in zip(deltas, before)]),
             states=states, last_reference=TrackBoxCoder.refined_reference(deltas[-1], before[-1]))
-        codes = output.box_codes[-1]  # (cx, cy, log l, log w, cz, log h, sin, cos, vx, vy) -> sizes in metres
-        self.pred_tap(dict(cls_logits=output.cls_logits[-1],
-                           boxes=torch.cat((codes[..., [0, 1, 4]], codes[..., [2, 3, 5]].exp(), codes[..., 6:]), -1),
+        self.pred_tap(dict(cls_logits=output.cls_logits[-1], boxes=TrackBoxCoder.centre_size(output.box_codes[-1]),
                            padding_mask=padding_mask(tracks) | (pad_stack(tracks, 'obj_ids') == EGO_ID)))
         return [self._store(t, output, b, n) for b, (t, n) in enumerate(zip(tracks, lengths))], output
 

@@ -15,7 +15,8 @@ Adapters never copy or detach: the features keep their autograd graph.
 from typing import Any, NamedTuple, Optional, Sequence, Tuple
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
 
 from mmdet3d.registry import TASK_UTILS
 
@@ -66,6 +67,12 @@ class BaseTapAdapter:
                                 f'got {type(raw).__name__}')
             raw = raw[self.index]
         return self.adapt(raw)
+
+    def on_attach(self, module: nn.Module) -> Optional[RemovableHandle]:
+        """Called by :meth:`TapPlugin.attach` with the tapped module, at model build time: an adapter that needs
+        something from the module declares it here (see ``head_tap.py``) and returns the handle that withdraws it.
+        The built-in kinds need nothing."""
+        return None
 
     def adapt(self, raw: Any) -> TapOutput:
         """Kind-specific conversion; implemented by subclasses."""

@@ -2,7 +2,7 @@
 
 The one implementation of ``lidar2global = ego2global @ lidar2ego`` (``projects/nexusflow/README.md``, coordinate
 frames) and of the transform between two frames' LiDAR frames, used by the detector's temporal state, the track
-head, the map GT transform and the tracking metric. It lives with the data contract it reads, below the models and
+head, the map GT transform and the tracking metric. It lives in ``core``, below the datasets, the models and
 the metrics, so that every layer of the plugin can import it. Poses are float64 so that the large global coordinates
 never meet float32 arithmetic; only the (small) relative transform is handed to the networks.
 """

@@ -90,20 +90,33 @@ class TapPlugin(BaseModule):
             model (nn.Module): the host (e.g. the detector) whose forward is one batch: tap paths are relative to
                 it and each call of its forward starts with forgetting the previous outputs.
 
+        Each tap's adapter then sees its module (:meth:`BaseTapAdapter.on_attach`): this is where a plug-in
+        declares, at build time, what it needs from a head (``head_tap.py``).
+
         Raises:
-            KeyError: a tap path names no module (the message lists the closest names).
+            KeyError: a tap path names no module (the message lists the closest names), or a head tap does not
+                offer a requested key.
+            TypeError: an adapter cannot read the module it taps.
             RuntimeError: already attached.
         """
         if self.is_attached:
             raise RuntimeError(f'{type(self).__name__} is already attached; call detach() first')
-        paths = list(dict.fromkeys(self._tap_paths.values()))
-        modules = [resolve_module(model, path) for path in paths]
-        self._handles = [module.register_forward_hook(_TapRecorder(self, path))
-                         for path, module in zip(paths, modules)]
-        self._handles.append(model.register_forward_pre_hook(_TapReset(self)))
+        modules = {path: resolve_module(model, path) for path in dict.fromkeys(self._tap_paths.values())}
+        handles = []
+        try:
+            for name, path in self._tap_paths.items():
+                handle = self._adapters[name].on_attach(modules[path])
+                if handle is not None:
+                    handles.append(handle)
+        except Exception:
+            for handle in handles:
+                handle.remove()
+            raise
+        handles += [module.register_forward_hook(_TapRecorder(self, path)) for path, module in modules.items()]
+        self._handles = handles + [model.register_forward_pre_hook(_TapReset(self))]
 
     def detach(self) -> None:
-        """Remove every hook and forget the stored outputs."""
+        """Remove every hook (and withdraw the adapters' requests) and forget the stored outputs."""
         for handle in self._handles:
             handle.remove()
         self._handles = []
