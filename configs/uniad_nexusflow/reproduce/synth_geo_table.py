@@ -12,9 +12,10 @@ pretrain = dict(
 
 phase1_epochs = 6
 phase2_epochs = 3
-# every row: the pretrained image backbone frozen (BN statistics too), no validation inside training
+# every row: the pretrained image backbone frozen (BN statistics too), the pretraining's heatmap-initialised track
+# queries, no validation inside training
 row_options = {'model.img_backbone.frozen_stages': 4, 'model.img_backbone.norm_eval': True,
-               'train_cfg.val_interval': 1000}
+               'model.track_head.heatmap_init.loss_weight': 10.0, 'train_cfg.val_interval': 1000}
 phase1 = {'train_cfg.max_epochs': phase1_epochs, 'param_scheduler.1.end': phase1_epochs,
           'param_scheduler.1.T_max': phase1_epochs}
 phase2 = {'train_cfg.max_epochs': phase2_epochs, 'param_scheduler.1.end': phase2_epochs,
