@@ -33,7 +33,7 @@ train_dataloader = dict(num_workers=0, persistent_workers=False, batch_size=1,
                         dataset=dict(dataset=dict(data_root=data_root, pipeline=pipeline)))
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=4)
 val_dataloader = val_cfg = val_evaluator = test_dataloader = test_cfg = test_evaluator = None
-param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=4)]
+param_scheduler = [dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=6)]
 default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=2, by_epoch=False), logger=dict(interval=1))
 log_processor = dict(by_epoch=False)
 """
