@@ -26,7 +26,7 @@ from mmdet3d.evaluation.metrics.nuscenes_metric import NuScenesMetric
 from mmdet3d.registry import METRICS
 from .result_utils import evaluation_dir, unique_by_token
 from .tracking_eval import _check_box_counts, _check_result_tokens, split_sample_tokens
-from .tracking_format import TRACKING_RESULT_META, lidar_boxes_to_global
+from .tracking_format import TRACKING_RESULT_META, benchmark_boxes
 from .tracking_metric import resolve_eval_set, tracking_record
 
 __all__ = ['NuScenesDetectionMetric', 'sample_detection_boxes', 'default_attributes', 'evaluate_detection_results']
@@ -74,20 +74,8 @@ def sample_detection_boxes(token: str, boxes: np.ndarray, scores: np.ndarray, la
         list of dicts with ``sample_token, translation, size, rotation, velocity, detection_name,
         detection_score, attribute_name`` in the order of the input boxes.
     """
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 9)
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
-    if not len(boxes) == len(scores) == len(labels):
-        raise ValueError(f'sample {token}: boxes, scores and labels differ in length: {len(boxes)}, '
-                         f'{len(scores)}, {len(labels)}')
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(class_names)):
-        raise ValueError(f'sample {token}: labels must lie in [0, {len(class_names)}) (classes {list(class_names)}), '
-                         f'got range [{labels.min()}, {labels.max()}]')
-    if not np.all(np.isfinite(scores)):
-        raise ValueError(f'sample {token}: scores_3d holds NaN/inf values; the devkit needs finite scores')
-    names = np.array([name if name in detection_names else '' for name in class_names])[labels]
-    keep = np.flatnonzero(names != '')
-    glob = lidar_boxes_to_global(boxes[keep], lidar2global)
+    keep, names, scores, glob = benchmark_boxes(token, boxes, scores, labels, lidar2global, class_names,
+                                                detection_names)
     attributes = default_attributes(names[keep], np.linalg.norm(glob['velocity'], axis=1))
     return [dict(sample_token=token,
                  translation=glob['translation'][k].tolist(),

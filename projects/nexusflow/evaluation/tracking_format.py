@@ -10,7 +10,7 @@ from typing import Dict, List, Sequence
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-__all__ = ['lidar_boxes_to_global', 'sample_tracking_boxes', 'TRACKING_RESULT_META']
+__all__ = ['lidar_boxes_to_global', 'benchmark_boxes', 'sample_tracking_boxes', 'TRACKING_RESULT_META']
 
 # camera-only submission, as the devkit's result format requires
 TRACKING_RESULT_META = dict(use_camera=True, use_lidar=False, use_radar=False, use_map=False, use_external=False)
@@ -51,6 +51,33 @@ def _compose_with_yaw(rot: np.ndarray, yaw: np.ndarray) -> np.ndarray:
     return np.stack([w1 * w2 - z1 * z2, x1 * w2 + y1 * z2, y1 * w2 - x1 * z2, w1 * z2 + z1 * w2], axis=1)
 
 
+def benchmark_boxes(token: str, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, lidar2global: np.ndarray,
+                    class_names: Sequence[str], benchmark_names: Sequence[str]):
+    """Check one sample's predictions and convert the boxes of the benchmark's classes to the global frame.
+
+    Shared by the tracking and the detection result formats.
+
+    Returns:
+        tuple: ``keep`` (indices of the kept boxes), ``names`` ``[M]`` (benchmark class name per input box, ``''``
+        for classes the benchmark does not know), ``scores`` ``[M]`` float64 and ``lidar_boxes_to_global`` of the
+        kept boxes.
+    """
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 9)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
+    if not len(boxes) == len(scores) == len(labels):
+        raise ValueError(f'sample {token}: boxes, scores and labels differ in length: {len(boxes)}, '
+                         f'{len(scores)}, {len(labels)}')
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(class_names)):
+        raise ValueError(f'sample {token}: labels must lie in [0, {len(class_names)}) (classes {list(class_names)}), '
+                         f'got range [{labels.min()}, {labels.max()}]')
+    if not np.all(np.isfinite(scores)):
+        raise ValueError(f'sample {token}: scores_3d holds NaN/inf values; the devkit needs finite scores')
+    names = np.array([name if name in benchmark_names else '' for name in class_names])[labels]
+    keep = np.flatnonzero(names != '')
+    return keep, names, scores, lidar_boxes_to_global(boxes[keep], lidar2global)
+
+
 def sample_tracking_boxes(token: str, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
                           track_ids: np.ndarray, lidar2global: np.ndarray, class_names: Sequence[str],
                           tracking_names: Sequence[str]) -> List[dict]:
@@ -70,21 +97,12 @@ def sample_tracking_boxes(token: str, boxes: np.ndarray, scores: np.ndarray, lab
         list of dicts with ``sample_token, translation, size, rotation, velocity, tracking_id`` (str),
         ``tracking_name``, ``tracking_score`` (Python float), in the order of the input boxes.
     """
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 9)
-    labels = np.asarray(labels, dtype=np.int64).reshape(-1)
-    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    keep, names, scores, glob = benchmark_boxes(token, boxes, scores, labels, lidar2global, class_names,
+                                                tracking_names)
     track_ids = np.asarray(track_ids).reshape(-1)
-    if not len(boxes) == len(scores) == len(labels) == len(track_ids):
+    if len(track_ids) != len(scores):
         raise ValueError(f'sample {token}: boxes, scores, labels and instance_ids differ in length: '
-                         f'{len(boxes)}, {len(scores)}, {len(labels)}, {len(track_ids)}')
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(class_names)):
-        raise ValueError(f'sample {token}: labels must lie in [0, {len(class_names)}) (classes {list(class_names)}), '
-                         f'got range [{labels.min()}, {labels.max()}]')
-    if not np.all(np.isfinite(scores)):
-        raise ValueError(f'sample {token}: scores_3d holds NaN/inf values; the devkit needs finite scores')
-    names = np.array([name if name in tracking_names else '' for name in class_names])[labels]
-    keep = np.flatnonzero(names != '')
-    glob = lidar_boxes_to_global(boxes[keep], lidar2global)
+                         f'{len(scores)}, {len(scores)}, {len(scores)}, {len(track_ids)}')
     return [dict(sample_token=token,
                  translation=glob['translation'][k].tolist(),
                  size=glob['size'][k].tolist(),
