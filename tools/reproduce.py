@@ -40,11 +40,11 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def write_report(protocol, runs, planner, out_dir: str) -> dict:
+def write_report(protocol, runs, planner, stages, out_dir: str) -> dict:
     """Collect the finished runs and write ``report/results.json``, ``results.md`` and the plots."""
     report_dir = osp.join(out_dir, 'report')
     os.makedirs(report_dir, exist_ok=True)
-    results = collect(protocol, runs, planner)
+    results = collect(protocol, runs, planner, stages)
     with open(osp.join(report_dir, 'results.json'), 'w') as f:
         json.dump(results, f, indent=1)
     if results['rows']:
@@ -70,8 +70,8 @@ def main(argv=None):
         return
     if not args.report_only:
         executor.run(stages, on_done=lambda stage: stage.kind in ('test', 'analysis')
-                     and write_report(protocol, runs, planner, out_dir))
-    results = write_report(protocol, runs, planner, out_dir)
+                     and write_report(protocol, runs, planner, stages, out_dir))
+    results = write_report(protocol, runs, planner, stages, out_dir)
     print(f'{len(results["rows"])} rows with results; report in {osp.join(out_dir, "report")}')
 
 

@@ -128,7 +128,7 @@ def test_run_resume_and_report(tmp_path):
     assert not any(a.startswith('load_from=') for a in by_dir[osp.join(out, 'runs', 'scratch', 'seed0', 'train')])
     assert sum(c[1] == 'tools/train.py' and 'pretrain' in c[c.index('--work-dir') + 1] for c in runner.calls) == 1
 
-    results = collect(protocol, runs, planner)
+    results = collect(protocol, runs, planner, planner.plan(runs))
     assert results['summary']['full']['track/amota'] == pytest.approx(dict(mean=0.55, std=0.1 / 2 ** 0.5, n=2))
     assert results['summary']['twophase']['map/lanes_iou']['mean'] == pytest.approx(30.0)
     assert results['rows']['baseline']['seeds']['1']['mmd'] == {'taps/map': 0.5}

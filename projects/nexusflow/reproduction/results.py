@@ -84,8 +84,9 @@ def mean_std(values: Sequence[float]) -> dict:
     return dict(mean=mean, std=math.sqrt(var), n=len(values))
 
 
-def collect(protocol: Protocol, runs: Sequence[Run], planner) -> dict:
-    """``results.json`` content for ``runs`` (unfinished runs are left out; a row with none is absent)."""
+def collect(protocol: Protocol, runs: Sequence[Run], planner, stages: Sequence) -> dict:
+    """``results.json`` content for ``runs`` (unfinished runs are left out; a row with none is absent); the
+    measured compute is summed over ``stages`` (the planner's stages of ``runs``)."""
     rows: Dict[str, dict] = {}
     for run in runs:
         figures = collect_run(planner.run_dir(run))
@@ -101,7 +102,7 @@ def collect(protocol: Protocol, runs: Sequence[Run], planner) -> dict:
             stats[f'mmd/{feature}'] = mean_std([s['mmd'].get(feature, float('nan')) for s in seeds])
         summary[name] = stats
     budget: Dict[str, float] = {}
-    for stage in planner.plan(list(runs)):
+    for stage in stages:
         done = read_done(stage.work_dir)
         if done is not None and done.get('ran', True):
             budget[stage.kind] = budget.get(stage.kind, 0.0) + done['seconds']
