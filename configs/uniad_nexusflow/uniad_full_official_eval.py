@@ -1,7 +1,8 @@
 # Evaluation of an official UniAD stage-1 checkpoint (uniad_base_track_map.pth, converted with
-# tools/model_converters/uniad_to_nexusflow.py) under the settings it was trained with: the model's compat='uniad'
-# (BEVFormer's CAN-bus deltas, rotated previous BEV, shifted TSA grid, layer-0 current queue; first training frame
-# as its own history) and UniAD's map-GT protocol. Test only:
+# tools/model_converters/uniad_to_nexusflow.py SRC DST --config configs/uniad_nexusflow/uniad_full_official_eval.py)
+# under the settings it was trained with: the model's compat='uniad' (BEVFormer's CAN-bus deltas, rotated previous
+# BEV, shifted TSA grid, layer-0 current queue; first training frame as its own history; the map transformer's
+# 4-level attentions on the one BEV level and the mask decoders' ReLU masks) and UniAD's map-GT protocol. Test only:
 #   python tools/test.py configs/uniad_nexusflow/uniad_full_official_eval.py ckpts/uniad_base_track_map_nexusflow.pth
 # Not run here (needs nuScenes trainval and the official checkpoint); see the README table for what still differs.
 _base_ = ['./uniad_full.py']

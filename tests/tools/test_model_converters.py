@@ -23,6 +23,7 @@ from projects.nexusflow.models.uniad.track.box_coder import TrackBoxCoder
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = REPO / 'tests' / 'data' / 'official_checkpoints'
 FULL = REPO / 'configs' / 'uniad_nexusflow' / 'uniad_full.py'
+OFFICIAL_EVAL = REPO / 'configs' / 'uniad_nexusflow' / 'uniad_full_official_eval.py'
 CASES = dict(bevformer='bevformer_r101_dcn_24ep', uniad='uniad_base_track_map', fcos3d='r101_dcn_fcos3d_pretrain')
 
 
@@ -126,6 +127,38 @@ def test_uniad_values_reach_the_right_places(full_model):
     ours = (converted['map_head.transformer.encoder.layers.4.self_attn.attention_weights.weight'] @ query
             + converted['map_head.transformer.encoder.layers.4.self_attn.attention_weights.bias'])
     torch.testing.assert_close(ours.double(), official, rtol=1e-5, atol=1e-4)  # float32 rounding only
+
+
+def test_uniad_map_attention_keeps_all_levels_for_a_compat_target():
+    """``compat='uniad'`` (``uniad_full_official_eval.py``): the 4-level map attentions load as they are (encoder
+    biases with ``level_embeds[0]`` folded in); the one-level default gets level 0 (test above)."""
+    with torch.device('meta'):
+        model = MODELS.build(copy.deepcopy(Config.fromfile(str(OFFICIAL_EVAL)).model))
+    gen = torch.Generator().manual_seed(2)
+    state = {key: (torch.randn(shape, generator=gen) if key.startswith('seg_head.transformer.') else
+                   torch.empty(shape, device='meta')) for key, shape in manifest('uniad').items()}
+    converted, report = convert_official(state, 'uniad', {k: tuple(v.shape) for k, v in model.state_dict().items()})
+    assert report.ok, report.to_text()
+    model.load_state_dict(converted, strict=True, assign=True)
+    src = 'seg_head.transformer.decoder.layers.3.attentions.1.sampling_offsets.'
+    dst = 'map_head.transformer.decoder.layers.3.cross_attn.sampling_offsets.'
+    assert converted[dst + 'weight'].shape == (8 * 4 * 4 * 2, 256)
+    assert torch.equal(converted[dst + 'weight'], state[src + 'weight'])
+    assert torch.equal(converted[dst + 'bias'], state[src + 'bias'])
+    src = 'seg_head.transformer.encoder.layers.1.attentions.0.attention_weights.'
+    dst = 'map_head.transformer.encoder.layers.1.self_attn.attention_weights.'
+    query = torch.randn(256, generator=gen, dtype=torch.float64)
+    official = (state[src + 'weight'].double() @ (query + state['seg_head.transformer.level_embeds'][0].double())
+                + state[src + 'bias'].double())
+    torch.testing.assert_close(converted[dst + 'weight'].double() @ query + converted[dst + 'bias'].double(),
+                               official, rtol=1e-5, atol=1e-4)  # float32 rounding only
+    one_level = {key: torch.empty(tuple(value.shape), device='meta') for key, value in state.items()}
+    projections = [k for k in one_level if k.startswith('seg_head.transformer.') and k.endswith(
+        ('sampling_offsets.weight', 'sampling_offsets.bias', 'attention_weights.weight', 'attention_weights.bias'))]
+    for key in projections:
+        one_level[key] = torch.empty((one_level[key].shape[0] // 4, *one_level[key].shape[1:]), device='meta')
+    _, report = convert_official(one_level, 'uniad', {k: tuple(v.shape) for k, v in model.state_dict().items()})
+    assert not report.ok and (dst + 'weight', (128, 256), (32, 256)) in report.shape_mismatch  # seg_numlevel_1
 
 
 def test_keep_level_and_fold():

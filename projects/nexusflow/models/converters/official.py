@@ -23,17 +23,20 @@ Value changes:
 - track head regression output rows: the 0.17 -> 1.x box code (``box_code.py``);
 - map head deformable attention of 4 levels (UniAD issue #108: the BEV is one level; the CUDA kernel then reads a
   mis-strided subset of the 4-level projections, offsets of neighbouring queries included, which no per-query weight
-  layout reproduces): level 0 is kept, the level the BEV is passed as. Checkpoints already trained with
-  ``num_levels=1`` (UniAD's ``seg_numlevel_1`` release) are copied unchanged;
+  layout reproduces): a target model with ``compat='uniad'`` (``map/uniad_compat.py`` reproduces that read) takes
+  the 4 levels as they are; a one-level target keeps level 0, the level the BEV is passed as. Checkpoints already
+  trained with ``num_levels=1`` (UniAD's ``seg_numlevel_1`` release) are copied unchanged into a one-level target;
 - map encoder: UniAD adds ``level_embeds[0]`` to the sine positional encoding of the (only) level; this project's
   map transformer has no level embedding, so ``level_embeds[0]`` is folded into the biases of the encoder's
   offset and weight projections (which read ``query + pos``): exact.
 
-Behavioural differences that weights cannot fix (e.g. the BEV alignment of TSA, the mask-decoder positional
-embedding) are described in the module docstrings of ``models/uniad``; converted weights are a starting point for
-training, not a bit-exact copy of UniAD's outputs.
+Behavioural differences that weights cannot fix (the BEV alignment of TSA, the map attention's levels, the
+mask-decoder ReLU and positional embedding) are described in the module docstrings of ``models/uniad``; the model's
+``compat='uniad'`` switches to UniAD's behaviour for them (README table "Evaluating an official UniAD stage-1
+checkpoint"). Without it, converted weights are a starting point for training, not a copy of UniAD's outputs.
 """
-from typing import Dict, List, Mapping, Tuple
+from functools import partial
+from typing import Callable, Dict, List, Mapping, Tuple
 
 from torch import Tensor
 
@@ -146,8 +149,8 @@ MAP_RULES = [
     Rule(r'seg_head\.transformer\.reference_points\.' + _WB, r'map_head.transformer.reference_points.\1'),
     Rule(_SEG_ENC + r'attentions\.0\.(sampling_offsets|attention_weights)\.' + _WB,
          r'map_head.transformer.encoder.layers.\1.self_attn.\2.\3',
-         'deformable attention: level 0 kept (UniAD issue #108), level_embeds[0] folded into the bias',
-         'map_encoder_level0'),
+         'deformable attention: levels as the target (all 4, or level 0: UniAD issue #108), level_embeds[0] folded '
+         'into the bias', 'map_encoder_levels'),
     Rule(_SEG_ENC + r'attentions\.0\.(value_proj|output_proj)\.' + _WB,
          r'map_head.transformer.encoder.layers.\1.self_attn.\2.\3'),
     Rule(_SEG_ENC + r'norms\.0\.' + _WB, r'map_head.transformer.encoder.layers.\1.norm1.\2'),
@@ -156,7 +159,7 @@ MAP_RULES = [
     Rule(_SEG_DEC + r'attentions\.0\.attn\.' + _MHA, r'map_head.transformer.decoder.layers.\1.self_attn.\2'),
     Rule(_SEG_DEC + r'attentions\.1\.(sampling_offsets|attention_weights)\.' + _WB,
          r'map_head.transformer.decoder.layers.\1.cross_attn.\2.\3',
-         'deformable attention: level 0 kept (UniAD issue #108)', 'map_level0'),
+         'deformable attention: levels as the target (all 4, or level 0: UniAD issue #108)', 'map_levels'),
     Rule(_SEG_DEC + r'attentions\.1\.(value_proj|output_proj)\.' + _WB,
          r'map_head.transformer.decoder.layers.\1.cross_attn.\2.\3'),
     Rule(_SEG_DEC + r'ffns\.0\.layers\.(0\.0|1)\.' + _WB, r'map_head.transformer.decoder.layers.\1.ffn.layers.\2.\3'),
@@ -191,19 +194,36 @@ def _track_reg(key: str, tensor: Tensor, state: Mapping[str, Tensor]) -> Tensor:
     return weight if key.endswith('weight') else bias
 
 
-def _level0(key: str, tensor: Tensor, state: Mapping[str, Tensor], fold: bool = False) -> Tensor:
+#: a map-transformer attention projection of the target model, which tells its number of levels
+_MAP_PROBE = 'map_head.transformer.decoder.layers.0.cross_attn.attention_weights.bias'
+
+
+def target_map_levels(target_shapes: Mapping[str, tuple]) -> int:
+    """Levels of the target model's map-transformer attention projections (4 under ``compat='uniad'``, else 1;
+    1 when the target has no map head)."""
+    shape = target_shapes.get(_MAP_PROBE)
+    return shape[0] // (MAP_HEADS * MAP_POINTS) if shape else 1
+
+
+def _map_levels(key: str, tensor: Tensor, state: Mapping[str, Tensor], target_levels: int,
+                fold: bool = False) -> Tensor:
+    """The official projection with ``target_levels`` levels: all of them when the counts agree, else level 0;
+    ``fold`` adds ``level_embeds[0]`` to the input (encoder)."""
     stem, kind = key.rsplit('.', 1)
     per_point = 2 if 'sampling_offsets' in stem else 1
     weight, bias = state[stem + '.weight'], state[stem + '.bias']
     num_levels = weight.shape[0] // (MAP_HEADS * MAP_POINTS * per_point)
-    weight, bias = keep_level(weight, bias, MAP_HEADS, num_levels, per_point)
+    if num_levels != target_levels:
+        weight, bias = keep_level(weight, bias, MAP_HEADS, num_levels, per_point)
     if kind == 'weight':
         return weight
     return fold_into_bias(weight, bias, state['seg_head.transformer.level_embeds'][0]) if fold else bias
 
 
-TRANSFORMS = dict(track_reg=_track_reg, map_level0=_level0,
-                  map_encoder_level0=lambda key, tensor, state: _level0(key, tensor, state, fold=True))
+def _transforms(target_levels: int) -> Dict[str, Callable[[str, Tensor, Mapping[str, Tensor]], Tensor]]:
+    return dict(track_reg=_track_reg, map_levels=partial(_map_levels, target_levels=target_levels),
+                map_encoder_levels=partial(_map_levels, target_levels=target_levels, fold=True))
+
 
 #: source name -> (rules, explanations of target keys the source cannot fill)
 SOURCES: Dict[str, Tuple[List[Rule], List[Tuple[str, str]]]] = dict(
@@ -220,7 +240,8 @@ def convert_official(state: Mapping[str, Tensor], source: str, target_shapes: Ma
     Args:
         state: the official checkpoint's state dict (``module.`` prefixes already removed).
         source: ``'bevformer'``, ``'uniad'`` or ``'fcos3d'``.
-        target_shapes: the target model's ``state_dict()`` key -> shape.
+        target_shapes: the target model's ``state_dict()`` key -> shape (its map attentions' level count decides
+            whether the official 4-level projections are kept whole or cut to level 0).
 
     Returns:
         the converted state dict and the full report (``report.ok`` false on unrecognised keys, shape mismatches
@@ -229,6 +250,6 @@ def convert_official(state: Mapping[str, Tensor], source: str, target_shapes: Ma
     if source not in SOURCES:
         raise KeyError(f'unknown source {source!r}; choose one of {sorted(SOURCES)}')
     rules, init_reasons = SOURCES[source]
-    converted, report = apply_rules(state, rules, source, TRANSFORMS)
+    converted, report = apply_rules(state, rules, source, _transforms(target_map_levels(target_shapes)))
     report.check_target(converted, target_shapes, init_reasons)
     return converted, report

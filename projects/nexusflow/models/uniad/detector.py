@@ -32,6 +32,11 @@ def eval_mode(module: torch.nn.Module):
             m.training = training
 
 
+def with_compat(cfg: dict, compat: Optional[str]) -> dict:
+    """``cfg`` with ``compat`` as the default of its own ``compat`` (unchanged when ``compat`` is ``None``)."""
+    return dict(cfg, compat=cfg.get('compat', compat)) if compat is not None else cfg
+
+
 @MODELS.register_module()
 class UniADTrackMap(BaseModel):
     """Camera-only tracking and online mapping from a shared temporal BEV.
@@ -49,7 +54,8 @@ class UniADTrackMap(BaseModel):
             ``'reuse'`` takes frame ``f-1``'s BEV of the same pass, detached: one encoder pass per frame.
         compat (str, optional): ``'uniad'`` for the behaviours the official UniAD weights rely on: in training the
             first frame of a clip takes its own history-free BEV (no gradients, eval mode) as previous BEV with
-            zero motion, as UniAD's ``prev_img = img[:, :1]``; and the BEV encoder's ``compat`` defaults to it.
+            zero motion, as UniAD's ``prev_img = img[:, :1]``; and the ``compat`` of the BEV encoder and of the map
+            head (its 4-level map-transformer attentions and ReLU masks) defaults to it.
             Exact UniAD training also needs ``history_bev='recompute'``. ``None`` (default): frame 0 has no history.
         task_loss_weights (dict): multiplies every loss of a task, e.g. ``dict(track=1.0, map=1.0)``.
         grid_mask (dict, optional): ``GridMask`` config applied to the training images.
@@ -78,10 +84,9 @@ class UniADTrackMap(BaseModel):
         self.compat = compat
         self.img_backbone = MODELS.build(img_backbone)
         self.img_neck = MODELS.build(img_neck)
-        self.bev_encoder = MODELS.build(dict(bev_encoder, compat=bev_encoder.get('compat', compat))
-                                        if compat is not None else bev_encoder)
+        self.bev_encoder = MODELS.build(with_compat(bev_encoder, compat))
         self.track_head = MODELS.build(track_head) if track_head is not None else None
-        self.map_head = MODELS.build(map_head) if map_head is not None else None
+        self.map_head = MODELS.build(with_compat(map_head, compat)) if map_head is not None else None
         self.grid_mask = MODELS.build(grid_mask) if grid_mask is not None else None
         self.history_bev = history_bev
         self.task_loss_weights = dict(track=1.0, map=1.0, **(task_loss_weights or {}))

@@ -2,11 +2,12 @@
 
 Follows mmdet 2.x ``DeformableDetrTransformerDecoder`` + ``DetrTransformerDecoderLayer`` as configured by UniAD's
 ``PansegformerHead`` (self-attention, deformable cross-attention to the BEV memory, FFN; post-norm).
-Changed: ``num_levels=1`` (issue #108), batch-first tensors, and the per-layer regression branches live here and the
-decoder returns the refined boxes of every layer. In UniAD the head recomputes exactly these boxes from the same
-branches and references; keeping them in one place removes that duplication.
+Changed: ``num_levels=1`` (issue #108; ``compat='uniad'`` reproduces UniAD's 4 levels, see ``uniad_compat.py``),
+batch-first tensors, and the per-layer regression branches live here and the decoder returns the refined boxes of
+every layer. In UniAD the head recomputes exactly these boxes from the same branches and references; keeping them in
+one place removes that duplication.
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from mmcv.cnn.bricks.transformer import FFN
@@ -15,8 +16,9 @@ from mmengine.model import BaseModule, constant_init
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
-from ...layers import MSDeformAttn, build_mlp
+from ...layers import build_mlp
 from ...ops import single_level_shapes
+from .uniad_compat import map_deform_attn
 
 
 class MapDecoderLayer(BaseModule):
@@ -29,14 +31,14 @@ class MapDecoderLayer(BaseModule):
         ffn_dims (int): Hidden channels of the FFN.
         dropout (float): Dropout of the attentions and the FFN.
         use_cuda_kernel (bool): See :class:`MSDeformAttn`.
+        compat (str, optional): ``'uniad'``: UniAD's 4-level attention on the one level (``uniad_compat.py``).
     """
 
     def __init__(self, embed_dims: int = 256, num_heads: int = 8, num_points: int = 4, ffn_dims: int = 512,
-                 dropout: float = 0.1, use_cuda_kernel: bool = True) -> None:
+                 dropout: float = 0.1, use_cuda_kernel: bool = True, compat: Optional[str] = None) -> None:
         super().__init__()
         self.self_attn = nn.MultiheadAttention(embed_dims, num_heads, dropout=dropout, batch_first=True)
-        self.cross_attn = MSDeformAttn(embed_dims, num_heads, num_levels=1, num_points=num_points,
-                                       use_cuda_kernel=use_cuda_kernel)
+        self.cross_attn = map_deform_attn(embed_dims, num_heads, num_points, use_cuda_kernel, compat)
         self.dropout = nn.Dropout(dropout)
         self.ffn = FFN(embed_dims, ffn_dims, ffn_drop=dropout)
         self.norms = nn.ModuleList([nn.LayerNorm(embed_dims) for _ in range(3)])
@@ -78,18 +80,19 @@ class MapDecoder(BaseModule):
 
     Args:
         num_layers (int): Decoder layers (UniAD: 6).
-        embed_dims, num_heads, num_points, ffn_dims, dropout, use_cuda_kernel: see :class:`MapDecoderLayer`.
+        embed_dims, num_heads, num_points, ffn_dims, dropout, use_cuda_kernel, compat: see
+            :class:`MapDecoderLayer`.
         num_reg_fcs (int): Hidden ``Linear-ReLU`` blocks of each regression branch before the output layer.
     """
 
     def __init__(self, num_layers: int = 6, embed_dims: int = 256, num_heads: int = 8, num_points: int = 4,
                  ffn_dims: int = 512, dropout: float = 0.1, num_reg_fcs: int = 2,
-                 use_cuda_kernel: bool = True) -> None:
+                 use_cuda_kernel: bool = True, compat: Optional[str] = None) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f'num_layers must be >= 1, got {num_layers}')
         self.layers = nn.ModuleList([
-            MapDecoderLayer(embed_dims, num_heads, num_points, ffn_dims, dropout, use_cuda_kernel)
+            MapDecoderLayer(embed_dims, num_heads, num_points, ffn_dims, dropout, use_cuda_kernel, compat)
             for _ in range(num_layers)])
         self.reg_branches = nn.ModuleList([build_mlp(embed_dims, [embed_dims] * num_reg_fcs, 4, dict(type='ReLU'))
                                            for _ in range(num_layers)])

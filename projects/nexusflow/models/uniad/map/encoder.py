@@ -2,10 +2,11 @@
 
 Follows mmdet 2.x ``DetrTransformerEncoder`` with ``MultiScaleDeformableAttention`` layers as configured by UniAD's
 ``SegDeformableTransformer`` (operation order self_attn, norm, ffn, norm). Changed: ``num_levels=1`` (UniAD's
-4-level setting on one BEV level is the known bug of issue #108), batch-first tensors, no level embedding (a
-constant for a single level).
+4-level setting on one BEV level is the known bug of issue #108; ``compat='uniad'`` reproduces it, see
+``uniad_compat.py``), batch-first tensors, no level embedding (a constant for a single level; the converter folds
+UniAD's ``level_embeds[0]`` into the attention biases).
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 import torch
 from mmcv.cnn.bricks.transformer import FFN
@@ -13,8 +14,8 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
-from ...layers import MSDeformAttn
 from ...ops import single_level_shapes
+from .uniad_compat import map_deform_attn
 
 
 def bev_reference_points(bev_h: int, bev_w: int, device: torch.device) -> Tensor:
@@ -38,13 +39,13 @@ class MapEncoderLayer(BaseModule):
         ffn_dims (int): Hidden channels of the FFN.
         dropout (float): Dropout after the attention and inside the FFN.
         use_cuda_kernel (bool): See :class:`MSDeformAttn`.
+        compat (str, optional): ``'uniad'``: UniAD's 4-level attention on the one level (``uniad_compat.py``).
     """
 
     def __init__(self, embed_dims: int = 256, num_heads: int = 8, num_points: int = 4, ffn_dims: int = 512,
-                 dropout: float = 0.1, use_cuda_kernel: bool = True) -> None:
+                 dropout: float = 0.1, use_cuda_kernel: bool = True, compat: Optional[str] = None) -> None:
         super().__init__()
-        self.self_attn = MSDeformAttn(embed_dims, num_heads, num_levels=1, num_points=num_points,
-                                      use_cuda_kernel=use_cuda_kernel)
+        self.self_attn = map_deform_attn(embed_dims, num_heads, num_points, use_cuda_kernel, compat)
         self.dropout = nn.Dropout(dropout)
         self.norm1 = nn.LayerNorm(embed_dims)
         self.ffn = FFN(embed_dims, ffn_dims, ffn_drop=dropout)
@@ -67,16 +68,18 @@ class MapEncoder(BaseModule):
 
     Args:
         num_layers (int): Encoder layers (UniAD: 6).
-        embed_dims, num_heads, num_points, ffn_dims, dropout, use_cuda_kernel: see :class:`MapEncoderLayer`.
+        embed_dims, num_heads, num_points, ffn_dims, dropout, use_cuda_kernel, compat: see
+            :class:`MapEncoderLayer`.
     """
 
     def __init__(self, num_layers: int = 6, embed_dims: int = 256, num_heads: int = 8, num_points: int = 4,
-                 ffn_dims: int = 512, dropout: float = 0.1, use_cuda_kernel: bool = True) -> None:
+                 ffn_dims: int = 512, dropout: float = 0.1, use_cuda_kernel: bool = True,
+                 compat: Optional[str] = None) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f'num_layers must be >= 1, got {num_layers}')
         self.layers = nn.ModuleList([
-            MapEncoderLayer(embed_dims, num_heads, num_points, ffn_dims, dropout, use_cuda_kernel)
+            MapEncoderLayer(embed_dims, num_heads, num_points, ffn_dims, dropout, use_cuda_kernel, compat)
             for _ in range(num_layers)])
 
     def forward(self, bev: Tensor, bev_pos: Tensor, bev_hw: Tuple[int, int]) -> Tensor:

@@ -3,7 +3,9 @@
 Follows UniAD ``dense_heads/panseg_head.py`` (``PansegformerHead``): deformable transformer over the BEV with
 ``num_query`` thing queries and box refinement, a thing mask decoder on the queries picked by the filter
 matcher (training) or the top-scoring queries (test), a stuff mask decoder with one query per stuff class, and the
-panoptic post-processing. Changed: one BEV level (issue #108), batched over ``B >= 1`` (UniAD supports one sample),
+panoptic post-processing. ``compat='uniad'`` (set by the detector's ``compat``) builds the transformer and the mask
+decoders with the behaviours the official weights rely on (``uniad_compat.py``, ``mask_head.py``). Changed: one BEV
+level (issue #108), batched over ``B >= 1`` (UniAD supports one sample),
 partial labels (``has_map_gt``), and the differences listed in ``losses.py``, ``mask_head.py`` and
 ``postprocess.py``.
 """
@@ -21,6 +23,7 @@ from .losses import (DEFAULT_ASSIGNER, DEFAULT_FILTER_ASSIGNER, DEFAULT_LOSS_BBO
                      MapCriterion)
 from .postprocess import panoptic_postprocess
 from .structures import batch_targets
+from .uniad_compat import COMPAT_MODES, probability_mask_losses
 
 DEFAULT_TEST_CFG = dict(quality_threshold_things=0.1, quality_threshold_stuff=0.25, overlap_threshold_things=0.4,
                         overlap_threshold_stuff=0.2, mask_threshold=0.5)
@@ -67,6 +70,10 @@ class UniADMapHead(BaseModule):
         balance_things_stuff (bool): UniAD's things/stuff loss ratio.
         test_cfg (dict): thresholds of :func:`panoptic_postprocess`.
         use_cuda_kernel (bool): deformable attention kernel on CUDA tensors.
+        compat (str, optional): ``None`` or ``'uniad'``: the transformer's 4-level attentions on the one BEV level
+            and the mask decoders' ReLU masks with the position added into the query (UniAD's, for its weights).
+            Masks are then probabilities as they are (no sigmoid in losses, matching and prediction; the dice loss
+            gets ``activate=False`` and the matcher's ``DiceCost`` ``pred_act=False``).
         init_cfg (dict, optional): mmengine init config.
 
     Loss keys (``L`` decoder layers, ``Lt`` / ``Ls`` thing / stuff mask-decoder blocks): ``loss_cls``,
@@ -87,12 +94,17 @@ class UniADMapHead(BaseModule):
                  loss_stuff_cls: dict = DEFAULT_LOSS_STUFF_CLS, assigner: dict = DEFAULT_ASSIGNER,
                  filter_assigner: dict = DEFAULT_FILTER_ASSIGNER, mask_assigner: dict = DEFAULT_MASK_ASSIGNER,
                  balance_things_stuff: bool = True, test_cfg: dict = DEFAULT_TEST_CFG,
-                 use_cuda_kernel: bool = True, init_cfg: Optional[dict] = None) -> None:
+                 use_cuda_kernel: bool = True, compat: Optional[str] = None, init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         for name, value in (('bev_h', bev_h), ('bev_w', bev_w), ('num_query', num_query),
                             ('num_things_classes', num_things_classes), ('num_stuff_classes', num_stuff_classes)):
             if value < 1:
                 raise ValueError(f'{name} must be >= 1, got {value}')
+        if compat not in COMPAT_MODES:
+            raise ValueError(f'UniADMapHead: compat must be one of {COMPAT_MODES}, got {compat!r}')
+        if compat == 'uniad':
+            loss_mask, mask_assigner = probability_mask_losses(loss_mask, mask_assigner)
+        self.compat = compat
         self.bev_hw = (bev_h, bev_w)
         self.embed_dims = embed_dims
         self.num_query = num_query
@@ -101,9 +113,9 @@ class UniADMapHead(BaseModule):
         self.canvas_size = tuple(canvas_size) if canvas_size is not None else self.bev_hw
         self.test_cfg = self._merge_test_cfg(test_cfg)
         self.transformer = build_part('MapTransformer', transformer, embed_dims=embed_dims,
-                                      use_cuda_kernel=use_cuda_kernel)
-        self.thing_mask_head = build_part('MapMaskDecoder', thing_mask_head, embed_dims=embed_dims)
-        self.stuff_mask_head = build_part('MapMaskDecoder', stuff_mask_head, embed_dims=embed_dims)
+                                      use_cuda_kernel=use_cuda_kernel, compat=compat)
+        self.thing_mask_head = build_part('MapMaskDecoder', thing_mask_head, embed_dims=embed_dims, compat=compat)
+        self.stuff_mask_head = build_part('MapMaskDecoder', stuff_mask_head, embed_dims=embed_dims, compat=compat)
         num_layers = len(self.transformer.decoder.layers)
         self.query_embedding = nn.Embedding(num_query, 2 * embed_dims)
         self.stuff_query = nn.Embedding(num_stuff_classes, 2 * embed_dims)
@@ -199,8 +211,9 @@ class UniADMapHead(BaseModule):
         """Call ``pred_tap`` on ``{'semantic': [B, T + S, H, W]}``, soft per-class probabilities on the canvas.
 
         Things: ``max_q sigmoid(cls_logits[q, c]) * mask_q`` over all ``Nq`` queries (their masks from one extra
-        thing-mask-decoder pass); stuff: the sigmoid of the stuff masks. Differentiable w.r.t. the head. Runs only
-        when a plug-in requested ``semantic`` from ``pred_tap`` at build time (the extra pass costs nothing otherwise).
+        thing-mask-decoder pass); stuff: the sigmoid of the stuff masks (masks as in :meth:`_to_canvas`: under
+        ``compat='uniad'`` non-negative, not bounded by 1). Differentiable w.r.t. the head. Runs only when a plug-in
+        requested ``semantic`` from ``pred_tap`` at build time (the extra pass costs nothing otherwise).
         """
         if not self.pred_tap.requested('semantic'):
             return
@@ -209,12 +222,13 @@ class UniADMapHead(BaseModule):
         things = [(scores[..., c, None, None] * thing_probs).amax(dim=1) for c in range(scores.shape[-1])]
         self.pred_tap(dict(semantic=torch.cat([torch.stack(things, 1), self._to_canvas(stuff_logits)], dim=1)))
 
-    def _to_canvas(self, logits: Tensor) -> Tensor:
-        """``[B, N, HW]`` BEV mask logits -> ``[B, N, H, W]`` probabilities on the canvas (bilinear on logits)."""
-        logits = logits.view(logits.shape[0], logits.shape[1], *self.bev_hw)
+    def _to_canvas(self, masks: Tensor) -> Tensor:
+        """``[B, N, HW]`` BEV masks -> ``[B, N, H, W]`` probabilities on the canvas: bilinear on the logits, then
+        the sigmoid; under ``compat='uniad'`` bilinear on the ReLU masks, which are the probabilities (UniAD)."""
+        masks = masks.view(masks.shape[0], masks.shape[1], *self.bev_hw)
         if self.canvas_size != self.bev_hw:
-            logits = F.interpolate(logits, size=self.canvas_size, mode='bilinear', align_corners=False)
-        return logits.sigmoid()
+            masks = F.interpolate(masks, size=self.canvas_size, mode='bilinear', align_corners=False)
+        return masks if self.compat == 'uniad' else masks.sigmoid()
 
     def predict(self, bev: Tensor, samples: Sequence) -> List[dict]:
         """Semantic and panoptic map prediction.

@@ -8,6 +8,12 @@ attention-only "tail" that gives the last mask). Changed:
 - the positional embedding is added to the attention inputs only (standard DETR); UniAD adds it to the query
   itself before every block, so it accumulates through the residual stream;
 - no drop-path (UniAD sets it to 0).
+
+``compat='uniad'`` restores UniAD's semantics for its weights: the fusing MLP ends in a ReLU, so masks are
+non-negative values that UniAD thresholds at 0.5 and feeds to its dice loss as they are (no sigmoid); the query
+positional embedding is added to the query itself before every block and before the tail (self-attention reads the
+sum as query, key and value; the residual stream carries it). The memory has no positional embedding in either mode
+(UniAD passes ``pos_memory=None``), and UniAD's thing decoder gets no query position at all.
 """
 from typing import Optional, Tuple
 
@@ -17,26 +23,30 @@ from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
 from ...layers import check_attention_heads, xavier_matrices_
+from .uniad_compat import COMPAT_MODES
 
 
 class MaskAttention(BaseModule):
-    """Multi-head cross-attention that also returns mask logits fused from its per-head attention maps.
+    """Multi-head cross-attention that also returns masks fused from its per-head attention maps.
 
     Args:
         embed_dims (int): Channels ``C``; divisible by ``num_heads``.
-        num_heads (int): Heads ``M``; the mask MLP is ``Linear(M, M)-ReLU-Linear(M, 1)``.
+        num_heads (int): Heads ``M``; the mask MLP is ``Linear(M, M)-ReLU-Linear(M, 1)`` (logits).
         with_value (bool): Also attend the values (``False`` for the final mask-only tail).
         dropout (float): Dropout of the attention weights.
+        relu_mask (bool): End the mask MLP with a ReLU (UniAD's non-negative masks; same parameters).
     """
 
-    def __init__(self, embed_dims: int, num_heads: int, with_value: bool = True, dropout: float = 0.0) -> None:
+    def __init__(self, embed_dims: int, num_heads: int, with_value: bool = True, dropout: float = 0.0,
+                 relu_mask: bool = False) -> None:
         super().__init__()
         check_attention_heads(embed_dims, num_heads)
         self.num_heads = num_heads
         self.scale = (embed_dims // num_heads) ** -0.5
         self.q_proj = nn.Linear(embed_dims, embed_dims)
         self.k_proj = nn.Linear(embed_dims, embed_dims)
-        self.mask_mlp = nn.Sequential(nn.Linear(num_heads, num_heads), nn.ReLU(), nn.Linear(num_heads, 1))
+        self.mask_mlp = nn.Sequential(nn.Linear(num_heads, num_heads), nn.ReLU(), nn.Linear(num_heads, 1),
+                                      *([nn.ReLU()] if relu_mask else []))
         self.with_value = with_value
         if with_value:
             self.v_proj = nn.Linear(embed_dims, embed_dims)
@@ -56,7 +66,8 @@ class MaskAttention(BaseModule):
             value (Tensor, optional): ``[B, HW, C]`` memory values; required when ``with_value``.
 
         Returns:
-            tuple: attended features ``[B, N, C]`` (``None`` without values) and mask logits ``[B, N, HW]``.
+            tuple: attended features ``[B, N, C]`` (``None`` without values) and masks ``[B, N, HW]`` (logits, or
+            non-negative values with ``relu_mask``).
         """
         logits = self._split_heads(self.q_proj(query)) @ self._split_heads(self.k_proj(key)).transpose(-2, -1)
         logits = logits * self.scale  # [B, M, N, HW]
@@ -77,14 +88,15 @@ class MaskDecoderBlock(BaseModule):
         self_attn (bool): Query self-attention first (the stuff decoder uses it).
         mlp_ratio (float): MLP hidden size over ``C``.
         dropout (float): Dropout of attentions and MLP.
+        relu_mask (bool): See :class:`MaskAttention`.
     """
 
     def __init__(self, embed_dims: int, num_heads: int, self_attn: bool = False, mlp_ratio: float = 4.0,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, relu_mask: bool = False) -> None:
         super().__init__()
         self.self_attn = (nn.MultiheadAttention(embed_dims, num_heads, dropout=dropout, batch_first=True)
                           if self_attn else None)
-        self.cross_attn = MaskAttention(embed_dims, num_heads, with_value=True, dropout=dropout)
+        self.cross_attn = MaskAttention(embed_dims, num_heads, with_value=True, dropout=dropout, relu_mask=relu_mask)
         hidden = int(embed_dims * mlp_ratio)
         self.mlp = nn.Sequential(nn.Linear(embed_dims, hidden), nn.GELU(), nn.Dropout(dropout),
                                  nn.Linear(hidden, embed_dims), nn.Dropout(dropout))
@@ -92,7 +104,7 @@ class MaskDecoderBlock(BaseModule):
 
     def forward(self, query: Tensor, query_pos: Tensor, memory: Tensor) -> Tuple[Tensor, Tensor]:
         """``query`` ``[B, N, C]``, ``query_pos`` broadcastable to it (a scalar zero for none), ``memory``
-        ``[B, HW, C]`` -> (updated query ``[B, N, C]``, mask logits ``[B, N, HW]``)."""
+        ``[B, HW, C]`` -> (updated query ``[B, N, C]``, masks ``[B, N, HW]``)."""
         norms = iter(self.norms)
         if self.self_attn is not None:
             q = query + query_pos
@@ -114,17 +126,24 @@ class MapMaskDecoder(BaseModule):
         self_attn (bool): Query self-attention in every block (UniAD: stuff only).
         mlp_ratio (float): MLP hidden size over ``C`` (UniAD: 4).
         dropout (float): Dropout (UniAD: 0).
+        compat (str, optional): ``None`` (mask logits, position in the attention inputs) or ``'uniad'`` (ReLU
+            masks, position added into the query; module docstring).
         init_cfg (dict, optional): mmengine init config.
     """
 
     def __init__(self, embed_dims: int = 256, num_heads: int = 8, num_layers: int = 4, self_attn: bool = False,
-                 mlp_ratio: float = 4.0, dropout: float = 0.0, init_cfg: dict = None) -> None:
+                 mlp_ratio: float = 4.0, dropout: float = 0.0, compat: Optional[str] = None,
+                 init_cfg: dict = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if num_layers < 1:
             raise ValueError(f'num_layers must be >= 1, got {num_layers}')
-        self.blocks = nn.ModuleList([MaskDecoderBlock(embed_dims, num_heads, self_attn, mlp_ratio, dropout)
+        if compat not in COMPAT_MODES:
+            raise ValueError(f'MapMaskDecoder: compat must be one of {COMPAT_MODES}, got {compat!r}')
+        self.compat = compat
+        relu_mask = compat == 'uniad'
+        self.blocks = nn.ModuleList([MaskDecoderBlock(embed_dims, num_heads, self_attn, mlp_ratio, dropout, relu_mask)
                                      for _ in range(num_layers)])
-        self.tail = MaskAttention(embed_dims, num_heads, with_value=False)
+        self.tail = MaskAttention(embed_dims, num_heads, with_value=False, relu_mask=relu_mask)
 
     def init_weights(self) -> None:
         """Xavier-uniform for every matrix (UniAD ``SegMaskHead._reset_parameters``)."""
@@ -140,14 +159,18 @@ class MapMaskDecoder(BaseModule):
             query_pos (Tensor, optional): ``[B, N, C]`` query positional embedding (``None``: none).
 
         Returns:
-            tuple[Tensor, Tensor, Tensor]: final mask logits ``[B, N, HW]`` (from the tail), per-block mask logits
-            ``[num_layers, B, N, HW]`` and per-block queries ``[num_layers, B, N, C]``. Logits are unbounded
-            floats; ``sigmoid`` gives the probability that a BEV cell belongs to the query's segment.
+            tuple[Tensor, Tensor, Tensor]: final masks ``[B, N, HW]`` (from the tail), per-block masks
+            ``[num_layers, B, N, HW]`` and per-block queries ``[num_layers, B, N, C]``. Masks are unbounded logits
+            (``sigmoid`` gives the probability that a BEV cell belongs to the query's segment), or under
+            ``compat='uniad'`` non-negative values used as that probability directly.
         """
         pos = query_pos if query_pos is not None else query.new_zeros(())
         masks, queries = [], []
         for block in self.blocks:
-            query, mask = block(query, pos, memory)
+            if self.compat == 'uniad':
+                query, mask = block(query + pos, query.new_zeros(()), memory)
+            else:
+                query, mask = block(query, pos, memory)
             masks.append(mask)
             queries.append(query)
         _, final_mask = self.tail(query + pos, memory)

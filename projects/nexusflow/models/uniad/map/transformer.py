@@ -2,10 +2,11 @@
 
 Follows UniAD ``seg_head_plugin/seg_deformable_transformer.py`` (single-stage, no two-stage proposals): sine
 positional encoding (``normalize=True, offset=-0.5``), deformable encoder, reference points predicted from the query
-positional half of the query embedding, decoder with box refinement. Changed: one level (issue #108), no level
-embedding, no padding masks (a BEV grid has none), batch-first tensors.
+positional half of the query embedding, decoder with box refinement. Changed: one level (issue #108; ``compat='uniad'``
+reproduces UniAD's 4-level attentions on it, ``uniad_compat.py``), no level embedding (the converter folds UniAD's
+``level_embeds[0]`` into the encoder's attention biases), no padding masks (a BEV grid has none), batch-first tensors.
 """
-from typing import Tuple
+from typing import Optional, Tuple
 
 from mmengine.model import BaseModule
 from torch import Tensor, nn
@@ -30,12 +31,15 @@ class MapTransformer(BaseModule):
         dropout (float): Dropout of attentions and FFNs.
         num_reg_fcs (int): Hidden layers of the decoder's regression branches.
         use_cuda_kernel (bool): See :class:`MSDeformAttn`.
+        compat (str, optional): ``None`` (one-level attentions) or ``'uniad'`` (UniAD's ``num_levels=4``
+            attentions fed the one BEV level, as mmcv's CUDA kernel reads them; parameters of the official shapes).
         init_cfg (dict, optional): mmengine init config.
     """
 
     def __init__(self, embed_dims: int = 256, num_encoder_layers: int = 6, num_decoder_layers: int = 6,
                  num_heads: int = 8, num_points: int = 4, ffn_dims: int = 512, dropout: float = 0.1,
-                 num_reg_fcs: int = 2, use_cuda_kernel: bool = True, init_cfg: dict = None) -> None:
+                 num_reg_fcs: int = 2, use_cuda_kernel: bool = True, compat: Optional[str] = None,
+                 init_cfg: dict = None) -> None:
         super().__init__(init_cfg=init_cfg)
         if embed_dims % 2 != 0:
             raise ValueError(f'embed_dims must be even for the sine positional encoding, got {embed_dims}')
@@ -43,9 +47,9 @@ class MapTransformer(BaseModule):
         self.positional_encoding = MODELS.build(dict(type='mmdet.SinePositionalEncoding', num_feats=embed_dims // 2,
                                                      normalize=True, offset=-0.5))
         self.encoder = MapEncoder(num_encoder_layers, embed_dims, num_heads, num_points, ffn_dims, dropout,
-                                  use_cuda_kernel)
+                                  use_cuda_kernel, compat)
         self.decoder = MapDecoder(num_decoder_layers, embed_dims, num_heads, num_points, ffn_dims, dropout,
-                                  num_reg_fcs, use_cuda_kernel)
+                                  num_reg_fcs, use_cuda_kernel, compat)
         self.reference_points = nn.Linear(embed_dims, 2)
 
     def init_weights(self) -> None:
