@@ -15,7 +15,7 @@ after 60.
 The result depends on the number of intra-op threads and cannot be made independent of it: torch's CPU kernels
 split their reductions (convolutions, matrix products) by thread, so the sums round differently in the last bits,
 and 288 optimiser steps of a from-scratch tracker amplify such differences like a change of seed. The thresholds are
-therefore set from runs that differ by seed; a given thread count and seed reproduce their run.
+therefore set from runs that differ by seed.
 """
 import json
 import os
