@@ -74,7 +74,8 @@ def build_dataset(data_root: str, ann_file: str, args, pc_range):
     pipeline = [dict(type='NexusFlowLoadMultiViewImages')]
     if args.img_scale:
         pipeline.append(dict(type='NexusFlowResizeMultiViewImages', scale=tuple(args.img_scale)))
-    pipeline += [dict(type='NexusFlowLoadTrackAnnotations3D'), dict(type='NexusFlowTrackObjectRangeFilter', point_cloud_range=pc_range),
+    pipeline += [dict(type='NexusFlowLoadTrackAnnotations3D'),
+                 dict(type='NexusFlowTrackObjectRangeFilter', point_cloud_range=pc_range),
                  dict(type='NexusFlowLoadMapAnnotations', pc_range=pc_range, canvas_size=tuple(args.canvas),
                       line_thickness=args.line_thickness),
                  dict(type='NexusFlowPackTrackMapInputs')]

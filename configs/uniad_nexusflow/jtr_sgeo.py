@@ -18,6 +18,7 @@ jtr = dict(
     encoder_dist_weight=2.0,
     tasks=dict(
         track=dict(tap='track_head.pred_tap',
-                   raster=dict(type='NexusFlowTrackRaster', num_classes=10, point_cloud_range=_base_.point_cloud_range)),
+                   raster=dict(type='NexusFlowTrackRaster', num_classes=10,
+                               point_cloud_range=_base_.point_cloud_range)),
         map=dict(tap='map_head.pred_tap', raster=dict(type='NexusFlowMapRaster', num_classes=4))))
 model = dict(plugins=[jtr])

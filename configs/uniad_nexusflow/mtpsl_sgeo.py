@@ -20,7 +20,8 @@ mtpsl = dict(
     reg_weight=0.5,
     tasks=dict(
         track=dict(tap='track_head.pred_tap',
-                   raster=dict(type='NexusFlowTrackRaster', num_classes=10, point_cloud_range=_base_.point_cloud_range)),
+                   raster=dict(type='NexusFlowTrackRaster', num_classes=10,
+                               point_cloud_range=_base_.point_cloud_range)),
         map=dict(tap='map_head.pred_tap', raster=dict(type='NexusFlowMapRaster', num_classes=4))))
 model = dict(plugins=[mtpsl])
 optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'film_': dict(lr_mult=10.0, decay_mult=0.0)}))

@@ -16,7 +16,8 @@ IMG_SCALE = (200, 112)
 
 def pipeline(canvas=(50, 50)):
     return [dict(type='NexusFlowLoadMultiViewImages'), dict(type='NexusFlowResizeMultiViewImages', scale=IMG_SCALE),
-            dict(type='NexusFlowLoadTrackAnnotations3D'), dict(type='NexusFlowTrackObjectRangeFilter', point_cloud_range=RANGE),
+            dict(type='NexusFlowLoadTrackAnnotations3D'),
+            dict(type='NexusFlowTrackObjectRangeFilter', point_cloud_range=RANGE),
             dict(type='NexusFlowLoadMapAnnotations', pc_range=RANGE, canvas_size=canvas, line_thickness=1),
             dict(type='NexusFlowPackTrackMapInputs')]
 

@@ -185,8 +185,9 @@ def test_consistency_is_zero_for_identical_mapped_inputs_and_positive_otherwise(
     """Two depth-like tasks with tied input layers: a source prediction equal to the target label maps to the same
     point of the joint space (loss 0); another prediction does not."""
     cfg = Config.fromfile(str(CONFIGS / 'tiny_mtan_mtpsl.py')).model.plugins[0]
-    cfg.tasks = dict(a=dict(tap='heads.depth.pred_tap', raster=dict(type='NexusFlowDenseTaskRaster', **RASTERS['depth'])),
-                     b=dict(tap='heads.depth.pred_tap', raster=dict(type='NexusFlowDenseTaskRaster', **RASTERS['depth'])))
+    raster = dict(type='NexusFlowDenseTaskRaster', **RASTERS['depth'])
+    cfg.tasks = dict(a=dict(tap='heads.depth.pred_tap', raster=dict(raster)),
+                     b=dict(tap='heads.depth.pred_tap', raster=dict(raster)))
     plugin = MODELS.build(cfg)
     plugin.mapper.input_layers['b'].load_state_dict(plugin.mapper.input_layers['a'].state_dict())
     gen = torch.Generator().manual_seed(0)

@@ -7,7 +7,8 @@ import torch
 
 from projects.nexusflow.nyuv2.datasets import NYUv2Dataset, RandomScaleCrop
 
-TRAIN_PIPELINE = [dict(type='NexusFlowLoadNYUv2Sample'), dict(type='NexusFlowRandomScaleCrop'), dict(type='NexusFlowPackNYUv2Inputs')]
+TRAIN_PIPELINE = [dict(type='NexusFlowLoadNYUv2Sample'), dict(type='NexusFlowRandomScaleCrop'),
+                  dict(type='NexusFlowPackNYUv2Inputs')]
 TEST_PIPELINE = [dict(type='NexusFlowLoadNYUv2Sample'), dict(type='NexusFlowPackNYUv2Inputs')]
 
 

@@ -20,7 +20,8 @@ def nexusflow_cfg(align_loss='center'):
     return dict(type='NexusFlow', latent_dim=8, align_loss=align_loss,
                 coupling=dict(num_layers=4, hidden_dims=(8, )),
                 tasks={task: dict(tap=dict(module=f'backbone.decoder_attention.{task}.4', kind='feature_map'),
-                                  aggregator=dict(type='NexusFlowMLPAggregator', in_channels=4, depth=3)) for task in TASKS})
+                                  aggregator=dict(type='NexusFlowMLPAggregator', in_channels=4, depth=3))
+                       for task in TASKS})
 
 
 def build(plugins=None, seed=0):
@@ -133,7 +134,8 @@ def test_data_preprocessor_and_errors():
     batch = dict(inputs=[torch.rand(3, 40, 56), torch.rand(3, 40, 56)], data_samples=samples(2))
     data = model.data_preprocessor(batch, training=True)
     assert data['inputs'].shape == (2, 3, 40, 56) and torch.equal(data['inputs'][1], batch['inputs'][1])
-    normalising = MODELS.build(dict(type='NexusFlowNYUv2DataPreprocessor', mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)))
+    normalising = MODELS.build(dict(type='NexusFlowNYUv2DataPreprocessor', mean=(0.5, 0.5, 0.5),
+                                    std=(0.25, 0.25, 0.25)))
     assert torch.allclose(normalising(batch)['inputs'][0], (batch['inputs'][0] - 0.5) / 0.25)
     with pytest.raises(ValueError, match='one size per batch'):
         model.data_preprocessor(dict(inputs=[torch.rand(3, 40, 56), torch.rand(3, 48, 56)]))

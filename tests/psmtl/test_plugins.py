@@ -14,7 +14,8 @@ from projects.nexusflow.models.psmtl import (FiLMConv, TaskRasters, cosine_dista
 B, C, H, W, NQ, K = 2, 8, 8, 10, 5, 3
 RANGE = (-5.0, -2.0, -3.0, 5.0, 6.0, 3.0)
 TASKS = dict(
-    track=dict(tap='track_head.pred_tap', raster=dict(type='NexusFlowTrackRaster', num_classes=K, point_cloud_range=RANGE)),
+    track=dict(tap='track_head.pred_tap',
+               raster=dict(type='NexusFlowTrackRaster', num_classes=K, point_cloud_range=RANGE)),
     map=dict(tap='map_head.pred_tap', raster=dict(type='NexusFlowMapRaster', num_classes=4)))
 
 
@@ -117,7 +118,8 @@ def test_film_starts_as_the_plain_conv_and_conditions_on_the_pair():
 
 def test_mapper_batches_entries_exactly():
     torch.manual_seed(0)
-    mapper = MODELS.build(dict(type='NexusFlowTaskPairMapper', in_channels=dict(a=2, b=3), out_channels=5, channels=(4, 6)))
+    mapper = MODELS.build(dict(type='NexusFlowTaskPairMapper', in_channels=dict(a=2, b=3), out_channels=5,
+                               channels=(4, 6)))
     inputs_ = [torch.rand(3, 6, 7), torch.rand(2, 6, 7), torch.rand(3, 6, 7)]
     tasks = ['b', 'a', 'b']
     codes = pair_codes(torch.tensor([1, 0, 0]), torch.tensor([0, 1, 1]), 2)

@@ -50,8 +50,10 @@ val_dataloader = dict(
 test_dataloader = val_dataloader
 
 val_evaluator = [
-    dict(type='NexusFlowNuScenesTrackingMetric', data_root=data_root, ann_file=data_root + val_ann_file, version=version),
-    dict(type='NexusFlowNuScenesDetectionMetric', data_root=data_root, ann_file=data_root + val_ann_file, version=version),
+    dict(type='NexusFlowNuScenesTrackingMetric', data_root=data_root, ann_file=data_root + val_ann_file,
+         version=version),
+    dict(type='NexusFlowNuScenesDetectionMetric', data_root=data_root, ann_file=data_root + val_ann_file,
+         version=version),
     dict(type='NexusFlowMapIoUMetric'),
 ]
 test_evaluator = val_evaluator

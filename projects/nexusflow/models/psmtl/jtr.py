@@ -63,8 +63,8 @@ class JTR(RasterPlugin):
         self.task_channels = [self.rasters[name].channels for name in self.task_names]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.autoencoder = MODELS.build(dict(type='NexusFlowJointTaskAutoEncoder', in_channels=sum(self.task_channels),
-                                                 **autoencoder))
+            self.autoencoder = MODELS.build(dict(type='NexusFlowJointTaskAutoEncoder',
+                                                 in_channels=sum(self.task_channels), **autoencoder))
 
     def stack(self, rasters: Dict[str, TaskRasters]) -> Tuple[Tensor, Tensor]:
         """``(Y, Y^)``, each ``[B, sum O_t, H, W]`` in task order (see the module docstring)."""

@@ -53,8 +53,9 @@ class MTPSL(RasterPlugin):
         dict(type='NexusFlowMTPSL', feat_channels=512,
              feature_tap=dict(module='backbone.encoder_pools.4', kind='feature_map', index=0),
              mapper=dict(channels=segnet_channels(), stage_depths=(2, 2, 3, 3, 3), last_act=True),
-             tasks=dict(seg=dict(tap='heads.seg.pred_tap', raster=dict(type='NexusFlowDenseTaskRaster', encoding='one_hot',
-                                 channels=13, flag='has_seg', gt_field='gt_sem_seg')), depth=..., normal=...))
+             tasks=dict(seg=dict(tap='heads.seg.pred_tap',
+                                 raster=dict(type='NexusFlowDenseTaskRaster', encoding='one_hot', channels=13,
+                                             flag='has_seg', gt_field='gt_sem_seg')), depth=..., normal=...))
 
     Args:
         tasks (dict[str, dict]): ``K >= 2`` tasks, name -> ``dict(tap=<head pred_tap path>, raster=<TASK_UTILS
@@ -83,7 +84,8 @@ class MTPSL(RasterPlugin):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.mapper = MODELS.build(dict(
-                type='NexusFlowTaskPairMapper', in_channels={name: self.rasters[name].channels for name in self.task_names},
+                type='NexusFlowTaskPairMapper',
+                in_channels={name: self.rasters[name].channels for name in self.task_names},
                 out_channels=feat_channels, **mapper))
 
     def features(self) -> Tensor:
