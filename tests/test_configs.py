@@ -35,9 +35,9 @@ def test_geometry_and_channels_agree(cfg):
     pc_range = list(enc.point_cloud_range)
     assert list(track.point_cloud_range) == pc_range
     for pipeline in (cfg.train_pipeline, cfg.test_pipeline):
-        assert tuple(step(pipeline, 'LoadMapAnnotations')['canvas_size']) == bev
-        assert list(step(pipeline, 'LoadMapAnnotations')['pc_range']) == pc_range
-        assert list(step(pipeline, 'TrackObjectRangeFilter')['point_cloud_range']) == pc_range
+        assert tuple(step(pipeline, 'NexusFlowLoadMapAnnotations')['canvas_size']) == bev
+        assert list(step(pipeline, 'NexusFlowLoadMapAnnotations')['pc_range']) == pc_range
+        assert list(step(pipeline, 'NexusFlowTrackObjectRangeFilter')['point_cloud_range']) == pc_range
     assert model.img_neck.out_channels == enc.embed_dims == track.embed_dims == mapping.embed_dims
     assert model.img_neck.num_outs == enc.num_feature_levels
     assert track.num_classes == len(cfg.class_names)
@@ -52,9 +52,9 @@ def test_geometry_and_channels_agree(cfg):
 
 def test_sequential_test_loop_and_split(cfg):
     for loader in (cfg.val_dataloader, cfg.test_dataloader):
-        assert loader.batch_size == 1 and loader.sampler.type == 'SceneAwareSampler'
+        assert loader.batch_size == 1 and loader.sampler.type == 'NexusFlowSceneAwareSampler'
         assert loader.dataset.get('test_mode') is True
-    assert cfg.train_dataloader.dataset.type == 'GeoSplitDataset'
+    assert cfg.train_dataloader.dataset.type == 'NexusFlowGeoSplitDataset'
     name = Path(cfg.filename).stem
     expected = 'full' if 'full' in name and 'fullbij' not in name else 'reversed' if 'rgeo' in name else 'standard'
     assert cfg.train_dataloader.dataset.split == expected
@@ -65,7 +65,7 @@ def test_two_phase_rows_start_from_phase_one_and_freeze_the_encoder(cfg):
         assert not cfg.model.get('frozen_modules')
         return
     assert cfg.load_from and cfg.model.frozen_modules == PHASE2_FROZEN
-    assert dict(type='FreezeModulesHook', modules=PHASE2_FROZEN) in cfg.custom_hooks
+    assert dict(type='NexusFlowFreezeModulesHook', modules=PHASE2_FROZEN) in cfg.custom_hooks
 
 
 BEVFORMER_INIT = 'ckpts/bevformer_r101_dcn_24ep_nexusflow.pth'

@@ -35,9 +35,9 @@ train_dataloader = dict(num_workers=0, persistent_workers=False, batch_size=1,
                         dataset=dict(dataset=dict(data_root=data_root, pipeline=pipeline)))
 test_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root, pipeline=pipeline))
 val_dataloader = test_dataloader
-test_evaluator = [dict(type='NuScenesTrackingMetric', data_root=data_root,
+test_evaluator = [dict(type='NexusFlowNuScenesTrackingMetric', data_root=data_root,
                        ann_file=data_root + 'nuscenes_infos_temporal_val.pkl', version='v1.0-synth'),
-                  dict(type='MapIoUMetric')]
+                  dict(type='NexusFlowMapIoUMetric')]
 val_evaluator = test_evaluator
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=1, val_interval=100)
 param_scheduler = []

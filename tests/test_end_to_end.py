@@ -41,9 +41,9 @@ train_dataloader = dict(num_workers=0, persistent_workers=False,
                         dataset=dict(dataset=dict(data_root=data_root, ann_file=ann_file, queue_length=queue_length)))
 test_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root=data_root, ann_file=ann_file))
 val_dataloader = test_dataloader
-test_evaluator = [dict(type='NuScenesTrackingMetric', data_root=data_root, ann_file=data_root + ann_file,
+test_evaluator = [dict(type='NexusFlowNuScenesTrackingMetric', data_root=data_root, ann_file=data_root + ann_file,
                        version='v1.0-synth'),
-                  dict(type='MapIoUMetric')]
+                  dict(type='NexusFlowMapIoUMetric')]
 val_evaluator = test_evaluator
 model = dict(track_head=dict(heatmap_init=dict(loss_weight=10.0)))
 optim_wrapper = dict(optimizer=dict(lr=2e-3))

@@ -56,3 +56,39 @@ def test_layers_import_only_what_lies_below():
     for layer in LAYERS[2:]:
         assert any(name.startswith(f'{PLUGIN}.{layer}') for name in added[layer])
         assert not forbidden(added[layer], LEAVES), f'{layer} loaded {forbidden(added[layer], LEAVES)}'
+
+
+HEAVY = ['matplotlib', 'sklearn']
+# Records who runs an import statement of matplotlib / sklearn (``builtins.__import__`` sees every statement, also
+# when the module is already loaded, e.g. by mmdet), then imports the whole plugin.
+IMPORTERS_SCRIPT = """
+import builtins, json, sys
+original = builtins.__import__
+importers = set()
+def recording_import(name, globals=None, locals=None, fromlist=(), level=0):
+    if level == 0 and name.split('.')[0] in {heavy!r}:
+        importers.add((globals or {{}}).get('__name__', '?'))
+    return original(name, globals, locals, fromlist, level)
+builtins.__import__ = recording_import
+import {module}
+print(json.dumps(dict(importers=sorted(importers), loaded=[m for m in {heavy!r} if m in sys.modules])))
+"""
+
+
+def importers_of_heavy(module):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get('PYTHONPATH', ''))
+    script = IMPORTERS_SCRIPT.format(heavy=HEAVY, module=module)
+    out = subprocess.run([sys.executable, '-c', script], cwd=ROOT, env=env, capture_output=True, text=True,
+                         check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_package_import_loads_neither_matplotlib_nor_sklearn():
+    assert importers_of_heavy(PLUGIN) == dict(importers=[], loaded=[])
+
+
+def test_registration_runs_no_matplotlib_or_sklearn_import_of_its_own():
+    """mmdet loads both; what is checked is that no module of the plugin imports them when it is imported."""
+    found = importers_of_heavy(f'{PLUGIN}.registration')
+    assert any(name.startswith('mmdet') for name in found['importers']), found  # the recording saw mmdet's
+    assert not forbidden(found['importers'], [PLUGIN]), found

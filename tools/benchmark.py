@@ -153,7 +153,7 @@ def train_img_size(cfg: Config) -> Tuple[int, int]:
     """``(W, H)`` of the network input: the ``ResizeMultiViewImages`` scale of the train pipeline, else nuScenes'."""
     for _, leaf in train_leaves(cfg):
         for transform in leaf.get('pipeline', []):
-            if transform.get('type') == 'ResizeMultiViewImages':
+            if transform.get('type') == 'NexusFlowResizeMultiViewImages':
                 return tuple(int(v) for v in transform['scale'])
     return NUSCENES_IMG_SIZE
 

@@ -71,13 +71,14 @@ class TimedTransform:
 
 def build_dataset(data_root: str, ann_file: str, args, pc_range):
     from projects.nexusflow.datasets import NuScenesTrackMapDataset
-    pipeline = [dict(type='LoadMultiViewImages')]
+    pipeline = [dict(type='NexusFlowLoadMultiViewImages')]
     if args.img_scale:
-        pipeline.append(dict(type='ResizeMultiViewImages', scale=tuple(args.img_scale)))
-    pipeline += [dict(type='LoadTrackAnnotations3D'), dict(type='TrackObjectRangeFilter', point_cloud_range=pc_range),
-                 dict(type='LoadMapAnnotations', pc_range=pc_range, canvas_size=tuple(args.canvas),
+        pipeline.append(dict(type='NexusFlowResizeMultiViewImages', scale=tuple(args.img_scale)))
+    pipeline += [dict(type='NexusFlowLoadTrackAnnotations3D'),
+                 dict(type='NexusFlowTrackObjectRangeFilter', point_cloud_range=pc_range),
+                 dict(type='NexusFlowLoadMapAnnotations', pc_range=pc_range, canvas_size=tuple(args.canvas),
                       line_thickness=args.line_thickness),
-                 dict(type='PackTrackMapInputs')]
+                 dict(type='NexusFlowPackTrackMapInputs')]
     return NuScenesTrackMapDataset(data_root=data_root, ann_file=ann_file, pipeline=pipeline,
                                    queue_length=args.queue_length)
 

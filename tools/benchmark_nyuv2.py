@@ -70,8 +70,9 @@ def parse_args(argv=None):
 
 
 def method_of(model_cfg: dict) -> str:
-    """The method of a model config: ``'baseline'`` without plug-ins, else the plug-in types joined by ``+``."""
-    return '+'.join(plugin['type'] for plugin in model_cfg.get('plugins') or []) or 'baseline'
+    """The method of a model config: ``'baseline'`` without plug-ins, else the plug-ins' class names (registered as
+    ``NexusFlow<class name>`` except ``NexusFlow`` itself) joined by ``+``."""
+    return '+'.join(MODELS.get(plugin['type']).__name__ for plugin in model_cfg.get('plugins') or []) or 'baseline'
 
 
 def measure(spec: dict) -> dict:

@@ -11,13 +11,14 @@ load_from = 'ckpts/bevformer_r101_dcn_24ep_nexusflow.pth'
 train_dataloader = dict(dataset=dict(split='standard'))
 
 jtr = dict(
-    type='JTR',
+    type='NexusFlowJTR',
     autoencoder=dict(channels=(64, 128, 256)),
     dist_weight=4.0,
     recon_weight=2.0,
     encoder_dist_weight=2.0,
     tasks=dict(
         track=dict(tap='track_head.pred_tap',
-                   raster=dict(type='TrackRaster', num_classes=10, point_cloud_range=_base_.point_cloud_range)),
-        map=dict(tap='map_head.pred_tap', raster=dict(type='MapRaster', num_classes=4))))
+                   raster=dict(type='NexusFlowTrackRaster', num_classes=10,
+                               point_cloud_range=_base_.point_cloud_range)),
+        map=dict(tap='map_head.pred_tap', raster=dict(type='NexusFlowMapRaster', num_classes=4))))
 model = dict(plugins=[jtr])

@@ -12,7 +12,7 @@ load_from = 'ckpts/bevformer_r101_dcn_24ep_nexusflow.pth'
 train_dataloader = dict(dataset=dict(split='standard'))
 
 mtpsl = dict(
-    type='MTPSL',
+    type='NexusFlowMTPSL',
     feat_channels=256,
     feature_tap=dict(module='bev_encoder', kind='bev', bev_shape=(200, 200)),
     mapper=dict(channels=(64, 64, 128)),
@@ -20,7 +20,8 @@ mtpsl = dict(
     reg_weight=0.5,
     tasks=dict(
         track=dict(tap='track_head.pred_tap',
-                   raster=dict(type='TrackRaster', num_classes=10, point_cloud_range=_base_.point_cloud_range)),
-        map=dict(tap='map_head.pred_tap', raster=dict(type='MapRaster', num_classes=4))))
+                   raster=dict(type='NexusFlowTrackRaster', num_classes=10,
+                               point_cloud_range=_base_.point_cloud_range)),
+        map=dict(tap='map_head.pred_tap', raster=dict(type='NexusFlowMapRaster', num_classes=4))))
 model = dict(plugins=[mtpsl])
 optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'film_': dict(lr_mult=10.0, decay_mult=0.0)}))

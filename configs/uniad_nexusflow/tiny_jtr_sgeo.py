@@ -4,14 +4,14 @@ _base_ = ['./_base_/cpu_runtime.py', './_base_/datasets/synth_track_map.py', './
 train_dataloader = dict(dataset=dict(split='standard'))
 
 jtr = dict(
-    type='JTR',
+    type='NexusFlowJTR',
     autoencoder=dict(channels=(32, 64, 128)),
     dist_weight=4.0,
     recon_weight=2.0,
     encoder_dist_weight=2.0,
     tasks=dict(
         track=dict(tap='track_head.pred_tap',
-                   raster=dict(type='TrackRaster', num_classes=10, point_cloud_range=_base_.point_cloud_range,
+                   raster=dict(type='NexusFlowTrackRaster', num_classes=10, point_cloud_range=_base_.point_cloud_range,
                                sigma=2.0)),
-        map=dict(tap='map_head.pred_tap', raster=dict(type='MapRaster', num_classes=4))))
+        map=dict(tap='map_head.pred_tap', raster=dict(type='NexusFlowMapRaster', num_classes=4))))
 model = dict(plugins=[jtr])

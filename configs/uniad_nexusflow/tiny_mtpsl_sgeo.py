@@ -4,7 +4,7 @@ _base_ = ['./_base_/cpu_runtime.py', './_base_/datasets/synth_track_map.py', './
 train_dataloader = dict(dataset=dict(split='standard'))
 
 mtpsl = dict(
-    type='MTPSL',
+    type='NexusFlowMTPSL',
     feat_channels=64,
     feature_tap=dict(module='bev_encoder', kind='bev', bev_shape=(50, 50)),
     mapper=dict(channels=(32, 32, 64)),
@@ -12,8 +12,8 @@ mtpsl = dict(
     reg_weight=0.5,
     tasks=dict(
         track=dict(tap='track_head.pred_tap',
-                   raster=dict(type='TrackRaster', num_classes=10, point_cloud_range=_base_.point_cloud_range,
+                   raster=dict(type='NexusFlowTrackRaster', num_classes=10, point_cloud_range=_base_.point_cloud_range,
                                sigma=2.0)),
-        map=dict(tap='map_head.pred_tap', raster=dict(type='MapRaster', num_classes=4))))
+        map=dict(tap='map_head.pred_tap', raster=dict(type='NexusFlowMapRaster', num_classes=4))))
 model = dict(plugins=[mtpsl])
 optim_wrapper = dict(paramwise_cfg=dict(custom_keys={'film_': dict(lr_mult=10.0, decay_mult=0.0)}))

@@ -3,6 +3,6 @@
 _base_ = ['./tiny_nexusflow_twophase_sgeo.py']
 nexusflow = _base_.nexusflow
 nexusflow.invertible = False
-nexusflow.tasks.track.aggregator = dict(type='MLPAggregator', in_channels=64, depth=3)
-nexusflow.tasks.map.aggregator = dict(type='MLPAggregator', in_channels=64, depth=3)
+nexusflow.tasks.track.aggregator = dict(type='NexusFlowMLPAggregator', in_channels=64, depth=3)
+nexusflow.tasks.map.aggregator = dict(type='NexusFlowMLPAggregator', in_channels=64, depth=3)
 model = dict(plugins=[nexusflow])

@@ -9,13 +9,13 @@ _base_ = ['./uniad_full.py']
 model = dict(compat='uniad')
 point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
 test_pipeline = [
-    dict(type='LoadMultiViewImages'),
-    dict(type='ResizeMultiViewImages', scale=(1600, 900)),
-    dict(type='LoadTrackAnnotations3D'),
-    dict(type='TrackObjectRangeFilter', point_cloud_range=point_cloud_range),
-    dict(type='LoadMapAnnotations', pc_range=point_cloud_range, canvas_size=(200, 200), line_thickness=2,
+    dict(type='NexusFlowLoadMultiViewImages'),
+    dict(type='NexusFlowResizeMultiViewImages', scale=(1600, 900)),
+    dict(type='NexusFlowLoadTrackAnnotations3D'),
+    dict(type='NexusFlowTrackObjectRangeFilter', point_cloud_range=point_cloud_range),
+    dict(type='NexusFlowLoadMapAnnotations', pc_range=point_cloud_range, canvas_size=(200, 200), line_thickness=2,
          protocol='uniad'),
-    dict(type='PackTrackMapInputs'),
+    dict(type='NexusFlowPackTrackMapInputs'),
 ]
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader

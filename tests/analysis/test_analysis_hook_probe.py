@@ -48,8 +48,8 @@ def test_hook_writes_the_rendered_frame(tmp_path):
 def test_show_dir_switches_the_hook_on(tmp_path):
     cfg = Config(dict(point_cloud_range=[-40.0, -40.0, -5.0, 40.0, 40.0, 3.0]))
     entry = enable_visualization(cfg, 'vis', score_thr=0.3)
-    assert cfg.custom_hooks == [dict(type='TrackMapVisualizationHook', draw=True, test_out_dir='vis', score_thr=0.3,
-                                     point_cloud_range=[-40.0, -40.0, -5.0, 40.0, 40.0, 3.0])] == [entry]
+    assert cfg.custom_hooks == [dict(type='NexusFlowTrackMapVisualizationHook', draw=True, test_out_dir='vis',
+                                     score_thr=0.3, point_cloud_range=[-40.0, -40.0, -5.0, 40.0, 40.0, 3.0])] == [entry]
     enable_visualization(cfg, 'other')  # an existing entry is updated, not duplicated
     assert len(cfg.custom_hooks) == 1 and cfg.custom_hooks[0]['test_out_dir'] == 'other'
 
@@ -61,7 +61,8 @@ def test_show_dir_switches_the_hook_on(tmp_path):
     ckpt = tmp_path / 'model.pth'
     torch.save({'state_dict': {}}, ckpt)
     built = test_tool.build_config(test_tool.parse_args([str(config), str(ckpt), '--show-dir', 'vis']))
-    assert built.custom_hooks[0]['type'] == 'TrackMapVisualizationHook' and built.custom_hooks[0]['draw'] is True
+    assert built.custom_hooks[0]['type'] == 'NexusFlowTrackMapVisualizationHook'
+    assert built.custom_hooks[0]['draw'] is True
     assert built.custom_hooks[0]['point_cloud_range'] == [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
 
 

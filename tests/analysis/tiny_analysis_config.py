@@ -7,13 +7,13 @@ img_scale = (160, 96)
 bev_h, bev_w = 25, 25
 map_canvas_size = (bev_h, bev_w)
 test_pipeline = [
-    dict(type='LoadMultiViewImages'),
-    dict(type='ResizeMultiViewImages', scale=img_scale),
-    dict(type='LoadTrackAnnotations3D'),
-    dict(type='TrackObjectRangeFilter', point_cloud_range={{_base_.point_cloud_range}}),
-    dict(type='LoadMapAnnotations', pc_range={{_base_.point_cloud_range}}, canvas_size=map_canvas_size,
+    dict(type='NexusFlowLoadMultiViewImages'),
+    dict(type='NexusFlowResizeMultiViewImages', scale=img_scale),
+    dict(type='NexusFlowLoadTrackAnnotations3D'),
+    dict(type='NexusFlowTrackObjectRangeFilter', point_cloud_range={{_base_.point_cloud_range}}),
+    dict(type='NexusFlowLoadMapAnnotations', pc_range={{_base_.point_cloud_range}}, canvas_size=map_canvas_size,
          line_thickness=1),
-    dict(type='PackTrackMapInputs'),
+    dict(type='NexusFlowPackTrackMapInputs'),
 ]
 model = dict(
     bev_encoder=dict(bev_h=bev_h, bev_w=bev_w, num_layers=1),

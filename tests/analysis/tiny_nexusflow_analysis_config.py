@@ -10,9 +10,9 @@ nexusflow = dict(
     align_loss='pairwise',
     tasks=dict(
         track=dict(tap=dict(module='track_head.decoder', kind='queries'),
-                   aggregator=dict(type='QuerySetAggregator', in_channels=64, embed_dims=32, num_queries=4,
+                   aggregator=dict(type='NexusFlowQuerySetAggregator', in_channels=64, embed_dims=32, num_queries=4,
                                    num_heads=4)),
         map=dict(tap=dict(module='map_head.transformer.encoder', kind='bev', bev_shape=(25, 25)),
-                 aggregator=dict(type='DeformableAggregator', in_channels=64, embed_dims=32, num_queries=4,
+                 aggregator=dict(type='NexusFlowDeformableAggregator', in_channels=64, embed_dims=32, num_queries=4,
                                  num_heads=4, num_points=2))))
 model = dict(plugins=[nexusflow])

@@ -37,7 +37,7 @@ def test_loading_names_the_file_and_sample(synthetic_root, synthetic_infos, tmp_
     root = tmp_path / 'copy'
     shutil.copytree(synthetic_root, root)
     dataset = NuScenesTrackMapDataset(data_root=str(root), ann_file=synthetic_infos['train'], queue_length=1,
-                                      pipeline=[dict(type='LoadMultiViewImages')])
+                                      pipeline=[dict(type='NexusFlowLoadMultiViewImages')])
     info = dataset.get_frame_info(0)
     path = info['images']['CAM_FRONT_LEFT']['img_path']
     with open(path, 'rb') as f:

@@ -15,10 +15,11 @@ IMG_SCALE = (200, 112)
 
 
 def pipeline(canvas=(50, 50)):
-    return [dict(type='LoadMultiViewImages'), dict(type='ResizeMultiViewImages', scale=IMG_SCALE),
-            dict(type='LoadTrackAnnotations3D'), dict(type='TrackObjectRangeFilter', point_cloud_range=RANGE),
-            dict(type='LoadMapAnnotations', pc_range=RANGE, canvas_size=canvas, line_thickness=1),
-            dict(type='PackTrackMapInputs')]
+    return [dict(type='NexusFlowLoadMultiViewImages'), dict(type='NexusFlowResizeMultiViewImages', scale=IMG_SCALE),
+            dict(type='NexusFlowLoadTrackAnnotations3D'),
+            dict(type='NexusFlowTrackObjectRangeFilter', point_cloud_range=RANGE),
+            dict(type='NexusFlowLoadMapAnnotations', pc_range=RANGE, canvas_size=canvas, line_thickness=1),
+            dict(type='NexusFlowPackTrackMapInputs')]
 
 
 def build(synthetic_root, synthetic_infos, split='train', **kwargs):
@@ -110,7 +111,7 @@ def test_same_item_twice_is_identical(train_set):
 
 def test_class_subset_remaps_labels(synthetic_root, synthetic_infos):
     dataset = build(synthetic_root, synthetic_infos, metainfo=dict(classes=['pedestrian', 'car']),
-                    pipeline=[dict(type='LoadTrackAnnotations3D', filter_invalid=False)])
+                    pipeline=[dict(type='NexusFlowLoadTrackAnnotations3D', filter_invalid=False)])
     info = dataset.get_frame_info(0)
     names = {inst['category_name']: inst['bbox_label_3d'] for inst in info['instances']}
     assert names.get('vehicle.car', 1) == 1 and names.get('human.pedestrian.adult', 0) == 0
@@ -127,7 +128,7 @@ def test_clip_collate_keeps_sample_major_layout(train_set):
     transposed = pseudo_collate(items)['data_samples']
     assert transposed[1][0].token == items[0]['data_samples'][1].token  # what clip_collate avoids
     from mmengine.registry import FUNCTIONS
-    assert FUNCTIONS.get('clip_collate') is clip_collate
+    assert FUNCTIONS.get('nexusflow_clip_collate') is clip_collate
     with pytest.raises(ValueError, match='empty batch'):
         clip_collate([])
 

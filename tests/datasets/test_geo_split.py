@@ -6,15 +6,16 @@ from projects.nexusflow.datasets import GeoSplitDataset, NuScenesTrackMapDataset
 from projects.nexusflow.datasets.geo_split import city_of
 
 RANGE = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
-PIPELINE = [dict(type='LoadMultiViewImages'), dict(type='ResizeMultiViewImages', scale=(100, 56)),
-            dict(type='LoadTrackAnnotations3D'), dict(type='TrackObjectRangeFilter', point_cloud_range=RANGE),
-            dict(type='LoadMapAnnotations', pc_range=RANGE, canvas_size=(25, 25), line_thickness=1),
-            dict(type='PackTrackMapInputs')]
+PIPELINE = [dict(type='NexusFlowLoadMultiViewImages'), dict(type='NexusFlowResizeMultiViewImages', scale=(100, 56)),
+            dict(type='NexusFlowLoadTrackAnnotations3D'),
+            dict(type='NexusFlowTrackObjectRangeFilter', point_cloud_range=RANGE),
+            dict(type='NexusFlowLoadMapAnnotations', pc_range=RANGE, canvas_size=(25, 25), line_thickness=1),
+            dict(type='NexusFlowPackTrackMapInputs')]
 
 
 def dataset_cfg(synthetic_root, synthetic_infos, **kwargs):
-    return dict(type='NuScenesTrackMapDataset', data_root=str(synthetic_root), ann_file=synthetic_infos['train'],
-                pipeline=PIPELINE, queue_length=2, **kwargs)
+    return dict(type='NexusFlowNuScenesTrackMapDataset', data_root=str(synthetic_root),
+                ann_file=synthetic_infos['train'], pipeline=PIPELINE, queue_length=2, **kwargs)
 
 
 @pytest.fixture(scope='module')
@@ -64,7 +65,8 @@ def test_flags_counts_and_empty_gt(inner, split, track_cities, map_cities):
 
 def test_refuses_split_without_labels_for_a_task(synthetic_root, synthetic_infos, inner):
     boston_frames = [i for i in range(inner.num_frames) if inner.get_frame_info(i)['location'].startswith('boston')]
-    cfg = dict(type='GeoSplitDataset', dataset=dataset_cfg(synthetic_root, synthetic_infos, indices=boston_frames))
+    cfg = dict(type='NexusFlowGeoSplitDataset',
+               dataset=dataset_cfg(synthetic_root, synthetic_infos, indices=boston_frames))
     with pytest.raises(ValueError, match='track task'):
         DATASETS.build(dict(cfg, split='standard'))
     with pytest.raises(ValueError, match='map task'):

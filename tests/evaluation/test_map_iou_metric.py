@@ -96,7 +96,7 @@ def test_through_mmengine_evaluator_with_data_samples():
     data_sample = Det3DDataSample(metainfo=dict(token='a', location='boston-seaport'))
     data_sample.gt_map_instances = InstanceData(labels=torch.as_tensor(labels), masks=torch.as_tensor(gt))
     data_sample.pred_map = dict(masks=torch.as_tensor(pred))
-    evaluator = Evaluator(METRICS.build(dict(type='MapIoUMetric')))
+    evaluator = Evaluator(METRICS.build(dict(type='NexusFlowMapIoUMetric')))
     evaluator.process([data_sample])
     metrics = evaluator.evaluate(1)
     assert metrics['map/drivable_iou'] == pytest.approx(100 / 3) and metrics['map/divider_iou'] == 50.0

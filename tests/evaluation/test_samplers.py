@@ -68,7 +68,7 @@ def test_more_ranks_than_scenes_leaves_ranks_empty():
 
 def test_built_from_registry_with_runner_default_args():
     default_args = dict(dataset=SceneDataset([2, 3]), seed=0)  # what Runner.build_dataloader passes
-    sampler = DATA_SAMPLERS.build(dict(type='SceneAwareSampler'), default_args=default_args)
+    sampler = DATA_SAMPLERS.build(dict(type='NexusFlowSceneAwareSampler'), default_args=default_args)
     assert (sampler.rank, sampler.world_size) == (0, 1)
     assert list(sampler) == [0, 1, 2, 3, 4] and len(sampler) == 5
 

@@ -79,7 +79,7 @@ def test_test_config_overrides_and_errors(config_file, tmp_path):
                                              'model.type=Other']))
     assert cfg.load_from == str(ckpt) and cfg.model.type == 'Other'
     # --show-dir switches on the plugin's TrackMapVisualizationHook (added to custom_hooks) writing into 'vis'
-    hooks = [hook for hook in cfg.custom_hooks if hook['type'] == 'TrackMapVisualizationHook']
+    hooks = [hook for hook in cfg.custom_hooks if hook['type'] == 'NexusFlowTrackMapVisualizationHook']
     assert len(hooks) == 1 and hooks[0]['draw'] is True and hooks[0]['test_out_dir'] == 'vis'
     with pytest.raises(FileNotFoundError, match='checkpoint .*missing.pth does not exist'):
         test.build_config(test.parse_args([config_file, str(tmp_path / 'missing.pth')]))

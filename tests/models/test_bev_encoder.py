@@ -81,7 +81,7 @@ def two_sample_batch(dtype=torch.float32):
 
 
 def test_build_from_registry_and_init():
-    enc = MODELS.build(dict(type='BEVFormerEncoder', bev_h=BEV_H, bev_w=BEV_W, embed_dims=C, num_layers=1,
+    enc = MODELS.build(dict(type='UniADBEVFormerEncoder', bev_h=BEV_H, bev_w=BEV_W, embed_dims=C, num_layers=1,
                             num_cams=2, num_feature_levels=2, num_heads=4))
     tsa = enc.layers[0].temporal_attn
     bias = tsa.sampling_offsets.bias.view(4, 2, 4, 2)  # [heads, queues, points, xy]: a ring of rays

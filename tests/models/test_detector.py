@@ -14,9 +14,9 @@ NEXUSFLOW_PLUGIN = dict(
     type='NexusFlow', latent_dim=32, coupling=dict(num_layers=2, hidden_dims=(32, )),
     tasks=dict(
         track=dict(tap=dict(module='track_head.decoder', kind='queries'),
-                   aggregator=dict(type='QuerySetAggregator', in_channels=32, embed_dims=32, num_queries=4)),
+                   aggregator=dict(type='NexusFlowQuerySetAggregator', in_channels=32, embed_dims=32, num_queries=4)),
         map=dict(tap=dict(module='map_head.transformer.encoder', kind='bev', bev_shape=(25, 25)),
-                 aggregator=dict(type='DeformableAggregator', in_channels=32, embed_dims=32, num_queries=4))))
+                 aggregator=dict(type='NexusFlowDeformableAggregator', in_channels=32, embed_dims=32, num_queries=4))))
 
 
 def tiny_cfg():
@@ -41,7 +41,7 @@ def tiny_cfg():
 def pipeline(cfg):
     steps = copy.deepcopy(cfg.train_pipeline)
     for step in steps:
-        if step['type'] == 'LoadMapAnnotations':
+        if step['type'] == 'NexusFlowLoadMapAnnotations':
             step['canvas_size'] = (25, 25)
     return steps
 

@@ -84,7 +84,7 @@ def test_batch_rows_are_independent_and_every_parameter_learns():
 
 
 def test_registry_names_and_input_errors():
-    for name in ('MSDeformAttn', 'UniADBEVDeformableAttention'):
+    for name in ('NexusFlowMSDeformAttn', 'UniADBEVDeformableAttention'):
         assert type(MODELS.build(dict(type=name, embed_dims=8, num_heads=2))) is MSDeformAttn
     attn = MSDeformAttn(embed_dims=8, num_heads=2, num_levels=2, num_points=1, value_dims=3)
     shapes = torch.tensor([[2, 2], [1, 1]])

@@ -129,7 +129,7 @@ def test_box_losses_on_hand_made_queries():
 
 
 def test_filter_assigner_takes_up_to_max_pos_queries_per_gt():
-    assigner = TASK_UTILS.build(dict(type='FilterHungarianAssigner', max_pos=2,
+    assigner = TASK_UTILS.build(dict(type='UniADFilterHungarianAssigner', max_pos=2,
                                      match_costs=[dict(type='mmdet.BBoxL1Cost', weight=1.0)]))
     gt = InstanceData(labels=torch.tensor([0, 2]), bboxes=torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30]]))
     preds = InstanceData(scores=torch.zeros(5, 3), bboxes=torch.tensor([

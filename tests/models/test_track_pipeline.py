@@ -13,9 +13,11 @@ RANGE = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
 def clip_frames(synthetic_root, synthetic_infos):
     """Two training items (3-frame clips) from the dataset, frame-major: ``frames[f][b]``."""
     from projects.nexusflow.datasets import NuScenesTrackMapDataset
-    pipeline = [dict(type='LoadMultiViewImages'), dict(type='ResizeMultiViewImages', scale=(200, 112)),
-                dict(type='LoadTrackAnnotations3D'), dict(type='TrackObjectRangeFilter', point_cloud_range=RANGE),
-                dict(type='PackTrackMapInputs')]
+    pipeline = [dict(type='NexusFlowLoadMultiViewImages'),
+                dict(type='NexusFlowResizeMultiViewImages', scale=(200, 112)),
+                dict(type='NexusFlowLoadTrackAnnotations3D'),
+                dict(type='NexusFlowTrackObjectRangeFilter', point_cloud_range=RANGE),
+                dict(type='NexusFlowPackTrackMapInputs')]
     dataset = NuScenesTrackMapDataset(data_root=str(synthetic_root), ann_file=synthetic_infos['train'],
                                       queue_length=3, version='v1.0-synth', pipeline=pipeline)
     items = [dataset[0], dataset[len(dataset) - 1]]

@@ -139,7 +139,7 @@ def test_query_set_aggregator_spatial_prior():
 
 
 def test_registered_and_checked():
-    for name in ('MLPAggregator', 'QuerySetAggregator', 'DeformableAggregator'):
+    for name in ('NexusFlowMLPAggregator', 'NexusFlowQuerySetAggregator', 'NexusFlowDeformableAggregator'):
         agg = MODELS.build(dict(type=name, in_channels=C, out_dim=D))
         assert agg.out_dim == D
     with pytest.raises(ValueError, match=r'\[B, N>=1, 8\]'):

@@ -51,7 +51,7 @@ def make_runner(model, work_dir, hook_modules=FROZEN, **kwargs):
     return Runner(model=model, work_dir=str(work_dir), experiment_name=f'freeze-{uuid.uuid4().hex}',
                   train_dataloader=loader(), train_cfg=dict(by_epoch=False, max_iters=4, val_interval=100),
                   optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9, weight_decay=0.01)),
-                  custom_hooks=[dict(type='FreezeModulesHook', modules=hook_modules)],
+                  custom_hooks=[dict(type='NexusFlowFreezeModulesHook', modules=hook_modules)],
                   default_hooks=dict(checkpoint=None), default_scope='mmdet3d', **kwargs)
 
 

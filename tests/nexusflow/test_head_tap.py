@@ -44,7 +44,7 @@ class Reader(TapPlugin):
 
 
 def reader(keys, module='head.pred_tap'):
-    return Reader(taps=dict(pred=dict(module=module, kind='PredictionTapAdapter', keys=keys)))
+    return Reader(taps=dict(pred=dict(module=module, kind='NexusFlowPredictionTapAdapter', keys=keys)))
 
 
 def test_on_request_keys_are_computed_only_while_requested_and_outputs_do_not_change():

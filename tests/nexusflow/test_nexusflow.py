@@ -58,12 +58,12 @@ class StandInUniAD(nn.Module):
 def tasks_cfg():
     return dict(
         track=dict(tap=dict(module='track_head.decoder', kind='queries'),
-                   aggregator=dict(type='QuerySetAggregator', in_channels=C, num_queries=4, num_heads=2)),
+                   aggregator=dict(type='NexusFlowQuerySetAggregator', in_channels=C, num_queries=4, num_heads=2)),
         map=dict(tap=dict(module='map_head.transformer.encoder', kind='bev', bev_shape=(BEV_H, BEV_W)),
-                 aggregator=dict(type='DeformableAggregator', in_channels=C, num_queries=4, num_heads=2,
+                 aggregator=dict(type='NexusFlowDeformableAggregator', in_channels=C, num_queries=4, num_heads=2,
                                  num_points=2)),
         seg=dict(tap=dict(module='seg_head.neck', kind='feature_map'),
-                 aggregator=dict(type='MLPAggregator', in_channels=C, depth=3)))
+                 aggregator=dict(type='NexusFlowMLPAggregator', in_channels=C, depth=3)))
 
 
 def build(**kwargs):

@@ -19,7 +19,7 @@ ADVICE = 'training diverged or the inputs hold NaN/inf'
 
 
 def test_map_assigner_names_nan_predictions():
-    assigner = TASK_UTILS.build(dict(type='FilterHungarianAssigner', match_costs=[
+    assigner = TASK_UTILS.build(dict(type='UniADFilterHungarianAssigner', match_costs=[
         dict(type='mmdet.FocalLossCost', weight=2.0), dict(type='mmdet.BBoxL1Cost', weight=5.0)]))
     scores = torch.zeros(4, 3)
     scores[1, 2] = float('nan')
@@ -58,7 +58,7 @@ def make_runner(tmp_path, bad_batches, policy, max_skips=3, batches=6):
              for i in range(batches)]
     return Runner(model=Toy(), work_dir=str(tmp_path), experiment_name=f'nonfinite-{uuid.uuid4().hex}',
                   train_dataloader=DataLoader(items, batch_size=1, shuffle=False),
-                  train_cfg=dict(type='NonFiniteGuardTrainLoop', max_epochs=1, nonfinite_policy=policy,
+                  train_cfg=dict(type='NexusFlowNonFiniteGuardTrainLoop', max_epochs=1, nonfinite_policy=policy,
                                  max_consecutive_skips=max_skips),
                   optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)), default_hooks=dict(checkpoint=None),
                   default_scope='mmdet3d')

@@ -83,7 +83,7 @@ def grad_sum(module):
 
 
 def test_dense_rasters_equal_the_official_preprocessing():
-    rasters = {task: TASK_UTILS.build(dict(type='DenseTaskRaster', **cfg)) for task, cfg in RASTERS.items()}
+    rasters = {task: TASK_UTILS.build(dict(type='NexusFlowDenseTaskRaster', **cfg)) for task, cfg in RASTERS.items()}
     samples = make_samples([(True, True, True), (False, True, False)], size=(4, 5))
     # hand-made values: depth 1, 2, 4 and an invalid 0 -> / 4; a normal (0, 0, -1) -> (0.5, 0.5, 0); class 2 / ignore
     samples[0].gt_depth.data[0, 0, :4] = torch.tensor([1.0, 2.0, 4.0, 0.0])
@@ -124,12 +124,12 @@ def test_dense_rasters_equal_the_official_preprocessing():
 
 
 def test_dense_raster_errors_are_clear():
-    raster = TASK_UTILS.build(dict(type='DenseTaskRaster', **RASTERS['normal']))
+    raster = TASK_UTILS.build(dict(type='NexusFlowDenseTaskRaster', **RASTERS['normal']))
     with pytest.raises(ValueError, match=r'expects a prediction \[B, 3, 4, 5\], got \(2, 1, 4, 5\)'):
         raster.predictions(dict(prediction=torch.zeros(2, 1, 4, 5)), (4, 5))
     with pytest.raises(ValueError, match='encoding must be one of'):
-        TASK_UTILS.build(dict(type='DenseTaskRaster', encoding='softmax', channels=3, flag='f', gt_field='g'))
-    seg = TASK_UTILS.build(dict(type='DenseTaskRaster', **RASTERS['seg']))
+        TASK_UTILS.build(dict(type='NexusFlowDenseTaskRaster', encoding='softmax', channels=3, flag='f', gt_field='g'))
+    seg = TASK_UTILS.build(dict(type='NexusFlowDenseTaskRaster', **RASTERS['seg']))
     bad = make_samples([(True, True, True)], size=(4, 5))
     bad[0].gt_sem_seg.data[0, 0, 0] = 13
     with pytest.raises(ValueError, match=r'classes must lie in \[0, 13\) or be -1'):
@@ -185,8 +185,9 @@ def test_consistency_is_zero_for_identical_mapped_inputs_and_positive_otherwise(
     """Two depth-like tasks with tied input layers: a source prediction equal to the target label maps to the same
     point of the joint space (loss 0); another prediction does not."""
     cfg = Config.fromfile(str(CONFIGS / 'tiny_mtan_mtpsl.py')).model.plugins[0]
-    cfg.tasks = dict(a=dict(tap='heads.depth.pred_tap', raster=dict(type='DenseTaskRaster', **RASTERS['depth'])),
-                     b=dict(tap='heads.depth.pred_tap', raster=dict(type='DenseTaskRaster', **RASTERS['depth'])))
+    raster = dict(type='NexusFlowDenseTaskRaster', **RASTERS['depth'])
+    cfg.tasks = dict(a=dict(tap='heads.depth.pred_tap', raster=dict(raster)),
+                     b=dict(tap='heads.depth.pred_tap', raster=dict(raster)))
     plugin = MODELS.build(cfg)
     plugin.mapper.input_layers['b'].load_state_dict(plugin.mapper.input_layers['a'].state_dict())
     gen = torch.Generator().manual_seed(0)
@@ -244,7 +245,7 @@ def test_shipped_configs_official_mapper_and_film_learning_rate():
         cfg = Config.fromfile(str(CONFIGS / name))
         plugin = cfg.model.plugins[0]
         width = cfg.model.backbone.width
-        assert cfg.train_dataloader.dataset.protocol == protocol and plugin.type == 'MTPSL'
+        assert cfg.train_dataloader.dataset.protocol == protocol and plugin.type == 'NexusFlowMTPSL'
         assert (plugin.con_weight, plugin.reg_weight) == (2.0, 0.5) and plugin.feat_channels == 512 * width
         assert plugin.mapper.channels == segnet_channels([int(c * width) for c in (64, 128, 256, 512, 512)])
         assert cfg.optim_wrapper.paramwise_cfg.custom_keys == {'film_': dict(lr_mult=10.0)}

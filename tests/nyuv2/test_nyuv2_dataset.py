@@ -7,8 +7,9 @@ import torch
 
 from projects.nexusflow.nyuv2.datasets import NYUv2Dataset, RandomScaleCrop
 
-TRAIN_PIPELINE = [dict(type='LoadNYUv2Sample'), dict(type='RandomScaleCrop'), dict(type='PackNYUv2Inputs')]
-TEST_PIPELINE = [dict(type='LoadNYUv2Sample'), dict(type='PackNYUv2Inputs')]
+TRAIN_PIPELINE = [dict(type='NexusFlowLoadNYUv2Sample'), dict(type='NexusFlowRandomScaleCrop'),
+                  dict(type='NexusFlowPackNYUv2Inputs')]
+TEST_PIPELINE = [dict(type='NexusFlowLoadNYUv2Sample'), dict(type='NexusFlowPackNYUv2Inputs')]
 
 
 def raw(root, index, split='train'):

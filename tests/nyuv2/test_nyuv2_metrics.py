@@ -94,7 +94,7 @@ def test_metric_accumulates_over_the_split_and_honours_flags():
     ignored = sample(torch.zeros(1, 3, dtype=torch.long), torch.ones(1, 3, dtype=torch.long),
                      torch.full((1, 1, 2), 9.0), torch.ones(1, 1, 2), -normal_gt[..., :2], normal_gt[..., :2],
                      has_seg=False, has_depth=False, has_normal=False)
-    metric = METRICS.build(dict(type='NYUv2Metric', num_classes=3,
+    metric = METRICS.build(dict(type='NexusFlowNYUv2Metric', num_classes=3,
                                 delta_reference=dict(seg_miou=50.0, depth_abs_err=2.0, normal_mean=30.0)))
     metric.process({}, [first.to_dict(), second, ignored])
     scores = metric.evaluate(3)
@@ -109,7 +109,7 @@ def test_metric_accumulates_over_the_split_and_honours_flags():
 
 
 def test_metric_reports_only_predicted_tasks_and_names_missing_gt():
-    metric = METRICS.build(dict(type='NYUv2Metric'))
+    metric = METRICS.build(dict(type='NexusFlowNYUv2Metric'))
     only_depth = BaseDataElement()
     only_depth.pred_depth, only_depth.gt_depth = PixelData(data=torch.ones(1, 2, 2)), PixelData(
         data=torch.full((1, 2, 2), 2.0))

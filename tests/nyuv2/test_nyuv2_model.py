@@ -11,16 +11,17 @@ WIDTH = 1 / 16  # filters 4-8-16-32-32
 
 
 def model_cfg(plugins=None):
-    return dict(type='MTANMultiTask', backbone=dict(type='MTANSegNet', width=WIDTH),
-                heads=dict(seg=dict(type='NYUv2SegHead'), depth=dict(type='NYUv2DepthHead'),
-                           normal=dict(type='NYUv2NormalHead')), plugins=plugins)
+    return dict(type='NexusFlowMTANMultiTask', backbone=dict(type='NexusFlowMTANSegNet', width=WIDTH),
+                heads=dict(seg=dict(type='NexusFlowNYUv2SegHead'), depth=dict(type='NexusFlowNYUv2DepthHead'),
+                           normal=dict(type='NexusFlowNYUv2NormalHead')), plugins=plugins)
 
 
 def nexusflow_cfg(align_loss='center'):
     return dict(type='NexusFlow', latent_dim=8, align_loss=align_loss,
                 coupling=dict(num_layers=4, hidden_dims=(8, )),
                 tasks={task: dict(tap=dict(module=f'backbone.decoder_attention.{task}.4', kind='feature_map'),
-                                  aggregator=dict(type='MLPAggregator', in_channels=4, depth=3)) for task in TASKS})
+                                  aggregator=dict(type='NexusFlowMLPAggregator', in_channels=4, depth=3))
+                       for task in TASKS})
 
 
 def build(plugins=None, seed=0):
@@ -133,11 +134,12 @@ def test_data_preprocessor_and_errors():
     batch = dict(inputs=[torch.rand(3, 40, 56), torch.rand(3, 40, 56)], data_samples=samples(2))
     data = model.data_preprocessor(batch, training=True)
     assert data['inputs'].shape == (2, 3, 40, 56) and torch.equal(data['inputs'][1], batch['inputs'][1])
-    normalising = MODELS.build(dict(type='NYUv2DataPreprocessor', mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25)))
+    normalising = MODELS.build(dict(type='NexusFlowNYUv2DataPreprocessor', mean=(0.5, 0.5, 0.5),
+                                    std=(0.25, 0.25, 0.25)))
     assert torch.allclose(normalising(batch)['inputs'][0], (batch['inputs'][0] - 0.5) / 0.25)
     with pytest.raises(ValueError, match='one size per batch'):
         model.data_preprocessor(dict(inputs=[torch.rand(3, 40, 56), torch.rand(3, 48, 56)]))
     with pytest.raises(ValueError, match='H, W >= 32'):
         model(torch.rand(1, 3, 16, 56), mode='tensor')
     with pytest.raises(ValueError, match='heads must name tasks'):
-        MODELS.build(dict(model_cfg(), heads=dict(edges=dict(type='NYUv2DepthHead'))))
+        MODELS.build(dict(model_cfg(), heads=dict(edges=dict(type='NexusFlowNYUv2DepthHead'))))

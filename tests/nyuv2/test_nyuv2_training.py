@@ -36,8 +36,9 @@ def test_every_row_config():
     for name, (protocol, align, couplings, depth) in ROWS.items():
         cfg = Config.fromfile(str(CONFIGS / name))
         assert cfg.train_dataloader.dataset.protocol == protocol and cfg.val_dataloader.dataset.protocol == 'full'
-        assert cfg.train_dataloader.dataset.pipeline[1].type == 'RandomScaleCrop'
-        assert [t.type for t in cfg.val_dataloader.dataset.pipeline] == ['LoadNYUv2Sample', 'PackNYUv2Inputs']
+        assert cfg.train_dataloader.dataset.pipeline[1].type == 'NexusFlowRandomScaleCrop'
+        assert [t.type for t in cfg.val_dataloader.dataset.pipeline] == ['NexusFlowLoadNYUv2Sample',
+                                                                         'NexusFlowPackNYUv2Inputs']
         plugins = [p for p in cfg.model.get('plugins') or [] if p.type == 'NexusFlow']
         assert [p.align_loss for p in plugins] == ([align] if align else [])
         if plugins:

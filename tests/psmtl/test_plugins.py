@@ -14,8 +14,9 @@ from projects.nexusflow.models.psmtl import (FiLMConv, TaskRasters, cosine_dista
 B, C, H, W, NQ, K = 2, 8, 8, 10, 5, 3
 RANGE = (-5.0, -2.0, -3.0, 5.0, 6.0, 3.0)
 TASKS = dict(
-    track=dict(tap='track_head.pred_tap', raster=dict(type='TrackRaster', num_classes=K, point_cloud_range=RANGE)),
-    map=dict(tap='map_head.pred_tap', raster=dict(type='MapRaster', num_classes=4)))
+    track=dict(tap='track_head.pred_tap',
+               raster=dict(type='NexusFlowTrackRaster', num_classes=K, point_cloud_range=RANGE)),
+    map=dict(tap='map_head.pred_tap', raster=dict(type='NexusFlowMapRaster', num_classes=4)))
 
 
 class StandInHost(nn.Module):
@@ -64,10 +65,10 @@ def inputs(batch=B, seed=0):
 
 def build(kind, **kwargs):
     if kind == 'MTPSL':
-        cfg = dict(type='MTPSL', tasks=TASKS, feat_channels=C, mapper=dict(channels=(8, 16)),
+        cfg = dict(type='NexusFlowMTPSL', tasks=TASKS, feat_channels=C, mapper=dict(channels=(8, 16)),
                    feature_tap=dict(module='bev_encoder', kind='bev', bev_shape=(H, W)))
     else:
-        cfg = dict(type='JTR', tasks=TASKS, autoencoder=dict(channels=(8, 16)))
+        cfg = dict(type='NexusFlowJTR', tasks=TASKS, autoencoder=dict(channels=(8, 16)))
     cfg.update(kwargs)
     return MODELS.build(cfg)
 
@@ -117,7 +118,8 @@ def test_film_starts_as_the_plain_conv_and_conditions_on_the_pair():
 
 def test_mapper_batches_entries_exactly():
     torch.manual_seed(0)
-    mapper = MODELS.build(dict(type='TaskPairMapper', in_channels=dict(a=2, b=3), out_channels=5, channels=(4, 6)))
+    mapper = MODELS.build(dict(type='NexusFlowTaskPairMapper', in_channels=dict(a=2, b=3), out_channels=5,
+                               channels=(4, 6)))
     inputs_ = [torch.rand(3, 6, 7), torch.rand(2, 6, 7), torch.rand(3, 6, 7)]
     tasks = ['b', 'a', 'b']
     codes = pair_codes(torch.tensor([1, 0, 0]), torch.tensor([0, 1, 1]), 2)
@@ -173,8 +175,8 @@ def test_mtpsl_loss_value_matches_the_formula():
 def test_mtpsl_consistency_is_zero_for_identical_mapped_inputs():
     """Two tasks of the same kind with tied input layers: a source prediction equal to the target label maps to
     the same point (loss 0); any other prediction does not."""
-    tasks = dict(a=dict(tap='track_head.pred_tap', raster=dict(type='MapRaster', num_classes=4)),
-                 b=dict(tap='map_head.pred_tap', raster=dict(type='MapRaster', num_classes=4)))
+    tasks = dict(a=dict(tap='track_head.pred_tap', raster=dict(type='NexusFlowMapRaster', num_classes=4)),
+                 b=dict(tap='map_head.pred_tap', raster=dict(type='NexusFlowMapRaster', num_classes=4)))
     plugin = build('MTPSL', tasks=tasks)
     plugin.mapper.input_layers['b'].load_state_dict(plugin.mapper.input_layers['a'].state_dict())
     labels = torch.rand(1, 4, H, W)

@@ -29,13 +29,13 @@ def shrink(cfg):
                           transformer=dict(num_encoder_layers=1, num_decoder_layers=1, num_heads=4, ffn_dims=64),
                           thing_mask_head=dict(num_layers=1), stuff_mask_head=dict(num_layers=1))
     for plugin in model.get('plugins', []):
-        if plugin['type'] == 'MTPSL':
+        if plugin['type'] == 'NexusFlowMTPSL':
             plugin.update(feat_channels=32, mapper=dict(channels=(8, 16)))
             plugin['feature_tap']['bev_shape'] = (SIDE, SIDE)
         else:
             plugin.update(autoencoder=dict(channels=(8, 16)))
     for step in cfg.train_pipeline:
-        if step['type'] == 'LoadMapAnnotations':
+        if step['type'] == 'NexusFlowLoadMapAnnotations':
             step['canvas_size'] = (SIDE, SIDE)
     cfg.train_dataloader.dataset.dataset.pipeline = cfg.train_pipeline
     return cfg
@@ -77,7 +77,7 @@ def test_configs_swap_only_the_plugin():
                                     ('tiny_jtr_rgeo', base_tiny, 'JTR', 'reversed')]:
         cfg = Config.fromfile(f'configs/uniad_nexusflow/{name}.py')
         model = cfg.model.to_dict()
-        assert [p['type'] for p in model.pop('plugins')] == [kind], name
+        assert [p['type'] for p in model.pop('plugins')] == ['NexusFlow' + kind], name
         assert model == base.model.to_dict(), f'{name} must change nothing but the plug-in'
         assert cfg.train_dataloader.dataset.split == split
         assert cfg.train_dataloader.dataset.dataset == base.train_dataloader.dataset.dataset

@@ -56,7 +56,7 @@ def test_config_variables_cannot_be_overridden_silently(tmp_path):
 def test_checkpoint_hook_rejects_unknown_options_when_built():
     with pytest.raises(TypeError, match=r"default_hooks.checkpoint got unknown option\(s\) \['max_keep_ckpt'\]; "
                                         r"CheckpointHook accepts \[.*'max_keep_ckpts'"):
-        HOOKS.build(dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpt=1))
+        HOOKS.build(dict(type='NexusFlowAtomicCheckpointHook', interval=1, max_keep_ckpt=1))
 
 
 class FakeRunner:
@@ -164,7 +164,8 @@ def test_runner_saves_through_the_atomic_hook(tmp_path, monkeypatch):
     runner = Runner(model=Toy(), work_dir=str(tmp_path), experiment_name=f'atomic-{uuid.uuid4().hex}',
                     train_dataloader=DataLoader([dict(inputs=torch.ones(2))] * 2, batch_size=1),
                     train_cfg=dict(by_epoch=True, max_epochs=3), optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-                    default_hooks=dict(checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2)),
+                    default_hooks=dict(checkpoint=dict(type='NexusFlowAtomicCheckpointHook', interval=1,
+                                                       max_keep_ckpts=2)),
                     default_scope='mmdet3d')
     runner.train()
     assert sorted(p.name for p in tmp_path.glob('*.pth')) == ['epoch_2.pth', 'epoch_3.pth']

@@ -6,7 +6,7 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3),  # atomic writes (engine/)
+    checkpoint=dict(type='NexusFlowAtomicCheckpointHook', interval=1, max_keep_ckpts=3),  # atomic writes (engine/)
     sampler_seed=dict(type='DistSamplerSeedHook'))
 
 env_cfg = dict(

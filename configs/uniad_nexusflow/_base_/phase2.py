@@ -3,4 +3,4 @@
 # Freezing happens when the model is built (DDP-safe); the hook keeps the frozen norm layers in eval mode.
 # Configs apply it with model = dict(frozen_modules=_base_.phase2_frozen).
 phase2_frozen = ['img_backbone', 'img_neck', 'bev_encoder']
-custom_hooks = [dict(type='FreezeModulesHook', modules=phase2_frozen)]
+custom_hooks = [dict(type='NexusFlowFreezeModulesHook', modules=phase2_frozen)]

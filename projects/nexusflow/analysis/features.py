@@ -30,7 +30,7 @@ __all__ = ['FeatureProbe', 'FeatureCollection', 'default_taps', 'collect_feature
 SAMPLE_META_KEYS = ('token', 'scene_name', 'location', 'frame_idx')
 
 
-@MODELS.register_module()
+@MODELS.register_module('NexusFlowFeatureProbe')
 class FeatureProbe(TapPlugin):
     """Read-only taps mean-pooled to one vector per sample; adds no loss.
 

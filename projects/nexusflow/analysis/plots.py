@@ -2,15 +2,14 @@
 
 Figures are drawn with matplotlib's object API on an Agg canvas (``Figure`` + ``FigureCanvasAgg``): no pyplot state,
 no display, safe in worker processes and tests. t-SNE is scikit-learn's ``TSNE`` with a fixed ``random_state``.
+Both libraries are imported inside the functions that use them: no module of the plugin imports either when it is
+imported (mmdet may still load them on its own).
 """
 import os
 import os.path as osp
 from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from sklearn.manifold import TSNE
 from threadpoolctl import threadpool_limits
 
 from .mmd import ArrayLike, as_matrix
@@ -20,8 +19,9 @@ __all__ = ['plot_scree', 'tsne_embedding', 'plot_tsne']
 MARKERS = ('o', '^', 's', 'D', 'v', 'P', 'X', '*')
 
 
-def _save(fig: Figure, path: str) -> str:
-    """Write ``fig`` as a PNG at ``path`` (folders created); returns ``path``."""
+def _save(fig, path: str) -> str:
+    """Write ``fig`` (a matplotlib ``Figure``) as a PNG at ``path`` (folders created); returns ``path``."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     folder = osp.dirname(osp.abspath(path))
     os.makedirs(folder, exist_ok=True)
     FigureCanvasAgg(fig)
@@ -45,6 +45,7 @@ def plot_scree(curves: Mapping[str, Sequence[float]], path: str, title: str = 'P
     """
     if not curves:
         raise ValueError('plot_scree needs at least one curve')
+    from matplotlib.figure import Figure
     fig = Figure(figsize=(6.4, 4.4))
     ax = fig.add_subplot(1, 1, 1)
     for name, ratios in curves.items():
@@ -74,6 +75,7 @@ def tsne_embedding(features: ArrayLike, seed: int = 0, perplexity: Optional[floa
     perplexity = min(30.0, (len(mat) - 1) / 3.0) if perplexity is None else float(perplexity)
     if not 0 < perplexity < len(mat):
         raise ValueError(f'perplexity must lie in (0, {len(mat)}) for {len(mat)} points, got {perplexity}')
+    from sklearn.manifold import TSNE
     tsne = TSNE(n_components=2, perplexity=perplexity, init='pca', random_state=seed)
     with threadpool_limits(limits=1, user_api='openmp'):
         return tsne.fit_transform(mat).astype(np.float64)
@@ -121,6 +123,7 @@ def plot_tsne(features: Mapping[str, ArrayLike], cities: Sequence[str], path: st
         raise ValueError(f'every task needs [S, d] features of the same S = {len(cities)} samples and the same d, '
                          f'got {dims}')
     points = tsne_embedding(np.concatenate(list(mats.values())), seed=seed, perplexity=perplexity)
+    from matplotlib.figure import Figure
     task_keys = [name for name in mats for _ in range(len(cities))]
     city_keys = [str(city) for _ in mats for city in cities]
     fig = Figure(figsize=(10.0, 4.6))

@@ -54,7 +54,7 @@ class PredictionTap(nn.Identity):
         return f'fields={self.fields}, on_request={self.on_request}'
 
 
-@TASK_UTILS.register_module()
+@TASK_UTILS.register_module('NexusFlowPredictionTapAdapter')
 class PredictionTapAdapter(BaseTapAdapter):
     """Tap kind for a head's ``pred_tap``: requests ``keys`` from the head, checks the dict holds them, returns it.
 

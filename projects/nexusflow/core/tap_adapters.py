@@ -20,7 +20,8 @@ from torch.utils.hooks import RemovableHandle
 
 from mmdet3d.registry import TASK_UTILS
 
-BUILTIN_KINDS = {'bev': 'BEVTapAdapter', 'feature_map': 'FeatureMapTapAdapter', 'queries': 'QueryTapAdapter'}
+BUILTIN_KINDS = {'bev': 'NexusFlowBEVTapAdapter', 'feature_map': 'NexusFlowFeatureMapTapAdapter',
+                 'queries': 'NexusFlowQueryTapAdapter'}
 
 
 class TapOutput(NamedTuple):
@@ -89,7 +90,7 @@ def check_tensor(raw: Any, ndim: int, layout: str, owner: str) -> Tensor:
     return raw
 
 
-@TASK_UTILS.register_module()
+@TASK_UTILS.register_module('NexusFlowBEVTapAdapter')
 class BEVTapAdapter(BaseTapAdapter):
     """``'bev'`` kind: ``[B, H*W, C]`` batch-first, row-major BEV features.
 
@@ -114,7 +115,7 @@ class BEVTapAdapter(BaseTapAdapter):
         return TapOutput(bev, grid_positions(height, width, bev.shape[0], bev), None, self.bev_shape)
 
 
-@TASK_UTILS.register_module()
+@TASK_UTILS.register_module('NexusFlowFeatureMapTapAdapter')
 class FeatureMapTapAdapter(BaseTapAdapter):
     """``'feature_map'`` kind: ``[B, C, H, W]`` feature maps, flattened row-major to ``[B, H*W, C]``."""
 
@@ -126,7 +127,7 @@ class FeatureMapTapAdapter(BaseTapAdapter):
         return TapOutput(features, grid_positions(height, width, batch_size, fmap), None, (height, width))
 
 
-@TASK_UTILS.register_module()
+@TASK_UTILS.register_module('NexusFlowQueryTapAdapter')
 class QueryTapAdapter(BaseTapAdapter):
     """``'queries'`` kind: a decoder's ``(states [L, B, Nq, C], references [L, B, Nq, R])`` pair, ``R >= 2``.
 

@@ -4,7 +4,7 @@ from typing import Sequence
 from mmengine.registry import FUNCTIONS
 
 
-@FUNCTIONS.register_module()
+@FUNCTIONS.register_module('nexusflow_clip_collate')
 def clip_collate(data_batch: Sequence[dict]) -> dict:
     """Batch clip items, keeping the sample-major layout.
 

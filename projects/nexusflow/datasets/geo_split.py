@@ -23,7 +23,7 @@ def city_of(location: str) -> str:
     return city
 
 
-@DATASETS.register_module()
+@DATASETS.register_module('NexusFlowGeoSplitDataset')
 class GeoSplitDataset:
     """Wraps a :class:`NuScenesTrackMapDataset` and hides one task's labels per city.
 

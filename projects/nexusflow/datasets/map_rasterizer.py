@@ -109,7 +109,7 @@ def _layer(geoms: Sequence) -> LayerGeometry:
     return LayerGeometry(array, STRtree(array))
 
 
-@TASK_UTILS.register_module()
+@TASK_UTILS.register_module('NexusFlowMapRasterizer')
 class MapRasterizer:
     """Rasterises UniAD's map GT (3 thing classes + drivable stuff) on the LiDAR-frame BEV canvas.
 

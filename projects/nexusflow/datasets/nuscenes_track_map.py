@@ -21,7 +21,7 @@ CREATE_DATA_HINT = ('python tools/create_data.py nuscenes --root-path <data_root
                     '--out-dir <data_root> [--canbus <data_root>]')
 
 
-@DATASETS.register_module()
+@DATASETS.register_module('NexusFlowNuScenesTrackMapDataset')
 class NuScenesTrackMapDataset(BaseDataset):
     """Multi-view camera clips with track GT (boxes + ids) and map GT, from ``tools/create_data.py`` infos.
 

@@ -85,7 +85,7 @@ def balance_scenes(scene_sizes: Sequence[int], world_size: int) -> List[List[int
     return [sorted(scenes) for scenes in assignment]
 
 
-@DATA_SAMPLERS.register_module()
+@DATA_SAMPLERS.register_module('NexusFlowSceneAwareSampler')
 class SceneAwareSampler(Sampler):
     """Test sampler: whole scenes in frame order per rank, balanced over ranks by frame count.
 
@@ -106,7 +106,7 @@ class SceneAwareSampler(Sampler):
 
     Example config::
 
-        test_dataloader = dict(batch_size=1, sampler=dict(type='SceneAwareSampler'), dataset=...)
+        test_dataloader = dict(batch_size=1, sampler=dict(type='NexusFlowSceneAwareSampler'), dataset=...)
     """
 
     def __init__(self,

@@ -40,7 +40,7 @@ def _save_checkpoint_kwargs() -> set:
                           'save_param_scheduler', 'meta', 'by_epoch', 'backend_args'}
 
 
-@HOOKS.register_module()
+@HOOKS.register_module('NexusFlowAtomicCheckpointHook')
 class AtomicCheckpointHook(CheckpointHook):
     """``CheckpointHook`` (same arguments) with atomic writes and delete-after-save (see the module docstring)."""
 

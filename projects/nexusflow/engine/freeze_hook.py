@@ -45,7 +45,7 @@ def _keep_eval(module: nn.Module, args) -> None:
         module.train(False)
 
 
-@HOOKS.register_module()
+@HOOKS.register_module('NexusFlowFreezeModulesHook')
 class FreezeModulesHook(Hook):
     """Freeze named sub-modules before training and keep their norm layers in eval mode.
 

@@ -125,7 +125,7 @@ def check_training_init(model: nn.Module, cfg: Config) -> None:
         UninitialisedFrozenError: frozen parameters are set by neither the checkpoint nor an ``init_cfg``.
     """
     model = model.module if is_model_wrapper(model) else model
-    hook_prefixes = [p for hook in cfg.get('custom_hooks', []) if hook.get('type') == 'FreezeModulesHook'
+    hook_prefixes = [p for hook in cfg.get('custom_hooks', []) if hook.get('type') == 'NexusFlowFreezeModulesHook'
                      for p in hook.get('modules', ())]
     frozen = frozen_parameters(model, hook_prefixes)
     loaded = _checkpoint_keys(cfg, model)

@@ -27,7 +27,7 @@ __all__ = ['NonFiniteGuardTrainLoop']
 POLICIES = ('raise', 'skip')
 
 
-@LOOPS.register_module()
+@LOOPS.register_module('NexusFlowNonFiniteGuardTrainLoop')
 class NonFiniteGuardTrainLoop(EpochBasedTrainLoop):
     """``EpochBasedTrainLoop`` with a policy for non-finite iterations.
 

@@ -2,7 +2,7 @@
 
 ``tools/test.py CONFIG CKPT --show-dir DIR`` adds this hook with ``draw=True``; in a config::
 
-    custom_hooks = [dict(type='TrackMapVisualizationHook', draw=True, test_out_dir='vis',
+    custom_hooks = [dict(type='NexusFlowTrackMapVisualizationHook', draw=True, test_out_dir='vis',
                          point_cloud_range=point_cloud_range)]
 
 Each frame is drawn by :func:`projects.nexusflow.analysis.frame_render.render_frame` (the same drawing as
@@ -27,7 +27,7 @@ __all__ = ['TrackMapVisualizationHook', 'enable_visualization']
 DEFAULT_PC_RANGE = (-51.2, -51.2, -5.0, 51.2, 51.2, 3.0)
 
 
-@HOOKS.register_module()
+@HOOKS.register_module('NexusFlowTrackMapVisualizationHook')
 class TrackMapVisualizationHook(Hook):
     """Draw every ``interval``-th test batch: BEV GT vs prediction (boxes with track ids, map masks), cameras.
 
@@ -119,10 +119,10 @@ def enable_visualization(cfg: Config, out_dir: str, **hook_kwargs) -> dict:
         dict: the hook's config entry.
     """
     hooks = list(cfg.get('custom_hooks', None) or [])
-    names = ('TrackMapVisualizationHook', TrackMapVisualizationHook)
+    names = ('NexusFlowTrackMapVisualizationHook', TrackMapVisualizationHook)
     entry = next((hook for hook in hooks if hook.get('type') in names), None)
     if entry is None:
-        entry = dict(type='TrackMapVisualizationHook',
+        entry = dict(type='NexusFlowTrackMapVisualizationHook',
                      point_cloud_range=list(cfg.get('point_cloud_range', DEFAULT_PC_RANGE)))
         hooks.append(entry)
     entry.update(draw=True, test_out_dir=out_dir, **hook_kwargs)

@@ -154,7 +154,7 @@ def _worst_metrics(nusc, config: DetectionConfig, eval_set: str, result_path: st
     return flat
 
 
-@METRICS.register_module()
+@METRICS.register_module('NexusFlowNuScenesDetectionMetric')
 class NuScenesDetectionMetric(BaseMetric):
     """nuScenes detection metric (NDS, mAP and the TP errors) of the per-frame boxes of a tracking model.
 

@@ -74,7 +74,7 @@ def map_iou_counts(pred_masks: Any, gt_semantic: torch.Tensor) -> Dict[str, np.n
                 union=(pred | gt).flatten(1).sum(1).numpy().astype(np.int64))
 
 
-@METRICS.register_module()
+@METRICS.register_module('NexusFlowMapIoUMetric')
 class MapIoUMetric(BaseMetric):
     """Semantic map IoU in percent, intersections and unions summed over the whole split (and per city).
 

@@ -95,7 +95,7 @@ def _to_numpy(values, dtype) -> np.ndarray:
     return np.asarray(values, dtype=dtype).reshape(-1)
 
 
-@METRICS.register_module()
+@METRICS.register_module('NexusFlowNuScenesTrackingMetric')
 class NuScenesTrackingMetric(BaseMetric):
     """nuScenes tracking metric: the devkit ``TrackingEval`` on the whole split and on each city.
 

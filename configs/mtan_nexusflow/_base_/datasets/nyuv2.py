@@ -3,15 +3,15 @@
 # test; batch 2, training drops the last incomplete batch. Data preparation: projects/nexusflow/nyuv2/README.md.
 # `protocol` decides which task labels each training image keeps: 'full', 'cluster' (NexusFlow), 'onelabel' or
 # 'randomlabels' (MTPSL); evaluation always uses every label.
-dataset_type = 'NYUv2Dataset'
+dataset_type = 'NexusFlowNYUv2Dataset'
 data_root = 'data/nyuv2/'
 
 train_pipeline = [
-    dict(type='LoadNYUv2Sample'),
-    dict(type='RandomScaleCrop', scales=(1.0, 1.2, 1.5)),
-    dict(type='PackNYUv2Inputs'),
+    dict(type='NexusFlowLoadNYUv2Sample'),
+    dict(type='NexusFlowRandomScaleCrop', scales=(1.0, 1.2, 1.5)),
+    dict(type='NexusFlowPackNYUv2Inputs'),
 ]
-test_pipeline = [dict(type='LoadNYUv2Sample'), dict(type='PackNYUv2Inputs')]
+test_pipeline = [dict(type='NexusFlowLoadNYUv2Sample'), dict(type='NexusFlowPackNYUv2Inputs')]
 
 train_dataloader = dict(
     batch_size=2,
@@ -32,5 +32,5 @@ val_dataloader = dict(
     dataset=dict(type=dataset_type, data_root=data_root, split='val', protocol='full', pipeline=test_pipeline,
                  test_mode=True))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='NYUv2Metric')
+val_evaluator = dict(type='NexusFlowNYUv2Metric')
 test_evaluator = val_evaluator

@@ -8,7 +8,7 @@
 # loss = 2.0 * sum_pairs [(1 - cos) + 0.5 * reg] / B. Configs attach it with model = dict(plugins=[_base_.mtpsl]) and
 # give the FiLM parameters (names with 'film_') 10x the learning rate, the official separate Adam at 1e-3.
 mtpsl = dict(
-    type='MTPSL',
+    type='NexusFlowMTPSL',
     feat_channels=512,
     feature_tap=dict(module='backbone.encoder_pools.4', kind='feature_map', index=0),
     # = projects.nexusflow.models.psmtl.segnet_channels((64, 128, 256, 512, 512))
@@ -18,11 +18,11 @@ mtpsl = dict(
     reg_weight=0.5,
     tasks=dict(
         seg=dict(tap='heads.seg.pred_tap',
-                 raster=dict(type='DenseTaskRaster', encoding='one_hot', channels=13, flag='has_seg',
+                 raster=dict(type='NexusFlowDenseTaskRaster', encoding='one_hot', channels=13, flag='has_seg',
                              gt_field='gt_sem_seg')),
         depth=dict(tap='heads.depth.pred_tap',
-                   raster=dict(type='DenseTaskRaster', encoding='max_scaled', channels=1, flag='has_depth',
+                   raster=dict(type='NexusFlowDenseTaskRaster', encoding='max_scaled', channels=1, flag='has_depth',
                                gt_field='gt_depth')),
         normal=dict(tap='heads.normal.pred_tap',
-                    raster=dict(type='DenseTaskRaster', encoding='unit_vector', channels=3, flag='has_normal',
+                    raster=dict(type='NexusFlowDenseTaskRaster', encoding='unit_vector', channels=3, flag='has_normal',
                                 gt_field='gt_normal'))))

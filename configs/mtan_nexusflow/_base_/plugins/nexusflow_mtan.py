@@ -12,8 +12,8 @@ nexusflow = dict(
     loss_weight=1.0,
     tasks=dict(
         seg=dict(tap=dict(module='backbone.decoder_attention.seg.4', kind='feature_map'),
-                 aggregator=dict(type='MLPAggregator', in_channels=64, depth=3)),
+                 aggregator=dict(type='NexusFlowMLPAggregator', in_channels=64, depth=3)),
         depth=dict(tap=dict(module='backbone.decoder_attention.depth.4', kind='feature_map'),
-                   aggregator=dict(type='MLPAggregator', in_channels=64, depth=3)),
+                   aggregator=dict(type='NexusFlowMLPAggregator', in_channels=64, depth=3)),
         normal=dict(tap=dict(module='backbone.decoder_attention.normal.4', kind='feature_map'),
-                    aggregator=dict(type='MLPAggregator', in_channels=64, depth=3))))
+                    aggregator=dict(type='NexusFlowMLPAggregator', in_channels=64, depth=3))))

@@ -2,7 +2,7 @@
 # over +-51.2 m. Prepare it with:
 #   python tools/create_data.py nuscenes --root-path data/nuscenes --version v1.0-trainval \
 #       --out-dir data/nuscenes --canbus data/nuscenes
-dataset_type = 'NuScenesTrackMapDataset'
+dataset_type = 'NexusFlowNuScenesTrackMapDataset'
 data_root = 'data/nuscenes/'
 version = 'v1.0-trainval'
 train_ann_file = 'nuscenes_infos_temporal_train.pkl'  # relative to data_root
@@ -17,13 +17,13 @@ queue_length = 5
 geo_split = 'standard'  # map labels in Boston, track labels in Singapore; 'reversed' swaps, 'full' = oracle
 
 train_pipeline = [
-    dict(type='LoadMultiViewImages'),
-    dict(type='ResizeMultiViewImages', scale=img_scale),
-    dict(type='LoadTrackAnnotations3D'),
-    dict(type='TrackObjectRangeFilter', point_cloud_range=point_cloud_range),
-    dict(type='LoadMapAnnotations', pc_range=point_cloud_range, canvas_size=map_canvas_size,
+    dict(type='NexusFlowLoadMultiViewImages'),
+    dict(type='NexusFlowResizeMultiViewImages', scale=img_scale),
+    dict(type='NexusFlowLoadTrackAnnotations3D'),
+    dict(type='NexusFlowTrackObjectRangeFilter', point_cloud_range=point_cloud_range),
+    dict(type='NexusFlowLoadMapAnnotations', pc_range=point_cloud_range, canvas_size=map_canvas_size,
          line_thickness=map_line_thickness),
-    dict(type='PackTrackMapInputs'),
+    dict(type='NexusFlowPackTrackMapInputs'),
 ]
 # Test samples carry the map GT too: MapIoUMetric reads it from the data samples.
 test_pipeline = train_pipeline
@@ -33,9 +33,9 @@ train_dataloader = dict(
     num_workers=4,
     persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
-    collate_fn=dict(type='clip_collate'),
+    collate_fn=dict(type='nexusflow_clip_collate'),
     dataset=dict(
-        type='GeoSplitDataset',
+        type='NexusFlowGeoSplitDataset',
         split=geo_split,
         dataset=dict(type=dataset_type, data_root=data_root, ann_file=train_ann_file, version=version,
                      pipeline=train_pipeline, queue_length=queue_length, metainfo=dict(classes=class_names))))
@@ -43,15 +43,17 @@ val_dataloader = dict(
     batch_size=1,  # sequential inference: one frame per step, SceneAwareSampler keeps scenes whole and ordered
     num_workers=2,
     persistent_workers=True,
-    sampler=dict(type='SceneAwareSampler'),
-    collate_fn=dict(type='clip_collate'),
+    sampler=dict(type='NexusFlowSceneAwareSampler'),
+    collate_fn=dict(type='nexusflow_clip_collate'),
     dataset=dict(type=dataset_type, data_root=data_root, ann_file=val_ann_file, version=version,
                  pipeline=test_pipeline, test_mode=True, metainfo=dict(classes=class_names)))
 test_dataloader = val_dataloader
 
 val_evaluator = [
-    dict(type='NuScenesTrackingMetric', data_root=data_root, ann_file=data_root + val_ann_file, version=version),
-    dict(type='NuScenesDetectionMetric', data_root=data_root, ann_file=data_root + val_ann_file, version=version),
-    dict(type='MapIoUMetric'),
+    dict(type='NexusFlowNuScenesTrackingMetric', data_root=data_root, ann_file=data_root + val_ann_file,
+         version=version),
+    dict(type='NexusFlowNuScenesDetectionMetric', data_root=data_root, ann_file=data_root + val_ann_file,
+         version=version),
+    dict(type='NexusFlowMapIoUMetric'),
 ]
 test_evaluator = val_evaluator

@@ -15,13 +15,13 @@ queue_length = 3
 point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
 
 train_pipeline = [
-    dict(type='LoadMultiViewImages'),
-    dict(type='ResizeMultiViewImages', scale=img_scale),
-    dict(type='LoadTrackAnnotations3D'),
-    dict(type='TrackObjectRangeFilter', point_cloud_range=point_cloud_range),
-    dict(type='LoadMapAnnotations', pc_range=point_cloud_range, canvas_size=map_canvas_size,
+    dict(type='NexusFlowLoadMultiViewImages'),
+    dict(type='NexusFlowResizeMultiViewImages', scale=img_scale),
+    dict(type='NexusFlowLoadTrackAnnotations3D'),
+    dict(type='NexusFlowTrackObjectRangeFilter', point_cloud_range=point_cloud_range),
+    dict(type='NexusFlowLoadMapAnnotations', pc_range=point_cloud_range, canvas_size=map_canvas_size,
          line_thickness=map_line_thickness),
-    dict(type='PackTrackMapInputs'),
+    dict(type='NexusFlowPackTrackMapInputs'),
 ]
 test_pipeline = train_pipeline
 
@@ -34,8 +34,10 @@ val_dataloader = dict(
     dataset=dict(data_root=data_root, ann_file=val_ann_file, version=version, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = [
-    dict(type='NuScenesTrackingMetric', data_root=data_root, ann_file=data_root + val_ann_file, version=version),
-    dict(type='NuScenesDetectionMetric', data_root=data_root, ann_file=data_root + val_ann_file, version=version),
-    dict(type='MapIoUMetric'),
+    dict(type='NexusFlowNuScenesTrackingMetric', data_root=data_root, ann_file=data_root + val_ann_file,
+         version=version),
+    dict(type='NexusFlowNuScenesDetectionMetric', data_root=data_root, ann_file=data_root + val_ann_file,
+         version=version),
+    dict(type='NexusFlowMapIoUMetric'),
 ]
 test_evaluator = val_evaluator

@@ -16,9 +16,9 @@ num_classes = 10
 model = dict(
     type='UniADTrackMap',
     history_bev='recompute',  # UniAD's behaviour; 'reuse' encodes each frame once (see tools/benchmark.py)
-    data_preprocessor=dict(type='TrackMapDataPreprocessor', mean=[103.530, 116.280, 123.675], std=[1.0, 1.0, 1.0],
+    data_preprocessor=dict(type='UniADTrackMapDataPreprocessor', mean=[103.530, 116.280, 123.675], std=[1.0, 1.0, 1.0],
                            bgr_to_rgb=False, pad_size_divisor=32),
-    grid_mask=dict(type='GridMask', ratio=0.5, rotate=1, prob=0.7),
+    grid_mask=dict(type='UniADGridMask', ratio=0.5, rotate=1, prob=0.7),
     img_backbone=dict(
         type='mmdet.ResNet', depth=101, num_stages=4, out_indices=(1, 2, 3), frozen_stages=4,
         norm_cfg=dict(type='BN2d', requires_grad=False), norm_eval=True, style='caffe',
@@ -27,7 +27,7 @@ model = dict(
         type='mmdet.FPN', in_channels=[512, 1024, 2048], out_channels=embed_dims, start_level=0,
         add_extra_convs='on_output', num_outs=num_levels, relu_before_extra_convs=True),
     bev_encoder=dict(
-        type='BEVFormerEncoder', bev_h=bev_h, bev_w=bev_w, embed_dims=embed_dims, num_layers=6, num_cams=num_cams,
+        type='UniADBEVFormerEncoder', bev_h=bev_h, bev_w=bev_w, embed_dims=embed_dims, num_layers=6, num_cams=num_cams,
         num_feature_levels=num_levels, point_cloud_range=pc_range, num_points_in_pillar=4, num_heads=8,
         tsa_num_points=4, sca_num_points=8, ffn_dims=ffn_dims, dropout=0.1, use_can_bus=True, use_cams_embeds=True,
         with_cp=False),

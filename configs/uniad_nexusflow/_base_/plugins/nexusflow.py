@@ -12,8 +12,8 @@ nexusflow = dict(
     loss_weight=1.0,
     tasks=dict(
         track=dict(tap=dict(module='track_head.decoder', kind='queries'),
-                   aggregator=dict(type='QuerySetAggregator', in_channels=256, embed_dims=256, num_queries=16,
+                   aggregator=dict(type='NexusFlowQuerySetAggregator', in_channels=256, embed_dims=256, num_queries=16,
                                    num_heads=8)),
         map=dict(tap=dict(module='map_head.transformer.encoder', kind='bev', bev_shape=(200, 200)),
-                 aggregator=dict(type='DeformableAggregator', in_channels=256, embed_dims=256, num_queries=16,
+                 aggregator=dict(type='NexusFlowDeformableAggregator', in_channels=256, embed_dims=256, num_queries=16,
                                  num_heads=8, num_points=4))))

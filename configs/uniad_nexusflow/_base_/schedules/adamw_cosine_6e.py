@@ -14,7 +14,7 @@ param_scheduler = [
 ]
 # NonFiniteGuardTrainLoop = EpochBasedTrainLoop + nonfinite_policy: 'raise' stops at the first NaN/inf, 'skip' drops
 # that iteration's update and stops after max_consecutive_skips in a row (projects/nexusflow/engine/nonfinite_loop.py)
-train_cfg = dict(type='NonFiniteGuardTrainLoop', max_epochs=max_epochs, val_interval=max_epochs,
+train_cfg = dict(type='NexusFlowNonFiniteGuardTrainLoop', max_epochs=max_epochs, val_interval=max_epochs,
                  nonfinite_policy='raise', max_consecutive_skips=10)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')

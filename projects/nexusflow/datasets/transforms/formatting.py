@@ -17,7 +17,7 @@ DEFAULT_META_KEYS = ('sample_idx', 'token', 'scene_token', 'scene_name', 'locati
 ARRAY_META_KEYS = ('ego2global', 'lidar2ego', 'can_bus', 'lidar2img', 'cam2img', 'lidar2cam')
 
 
-@TRANSFORMS.register_module()
+@TRANSFORMS.register_module('NexusFlowPackTrackMapInputs')
 class PackTrackMapInputs(BaseTransform):
     """Pack images, track GT, map GT and metainfo of one frame.
 

@@ -18,7 +18,7 @@ def lidar2img_from(cam2img: np.ndarray, lidar2cam: np.ndarray) -> np.ndarray:
     return viewpad @ lidar2cam
 
 
-@TRANSFORMS.register_module()
+@TRANSFORMS.register_module('NexusFlowLoadMultiViewImages')
 class LoadMultiViewImages(BaseTransform):
     """Load the camera images of a frame in a fixed camera order.
 
@@ -72,7 +72,7 @@ class LoadMultiViewImages(BaseTransform):
         return f'{self.__class__.__name__}(camera_order={self.camera_order})'
 
 
-@TRANSFORMS.register_module()
+@TRANSFORMS.register_module('NexusFlowResizeMultiViewImages')
 class ResizeMultiViewImages(BaseTransform):
     """Resize every view to a fixed size and update the intrinsics.
 

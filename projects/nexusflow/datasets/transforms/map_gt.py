@@ -11,7 +11,7 @@ from ..uniad_map_rasterizer import UniADMapRasterizer
 MAP_GT_PROTOCOLS = ('lidar', 'uniad')
 
 
-@TRANSFORMS.register_module()
+@TRANSFORMS.register_module('NexusFlowLoadMapAnnotations')
 class LoadMapAnnotations(BaseTransform):
     """Rasterise divider / ped_crossing / boundary instances and the drivable-area mask.
 

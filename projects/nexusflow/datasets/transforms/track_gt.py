@@ -16,7 +16,7 @@ def empty_track_gt() -> dict:
                 gt_labels_3d=np.zeros(0, dtype=np.int64), gt_instance_ids=np.zeros(0, dtype=np.int64))
 
 
-@TRANSFORMS.register_module()
+@TRANSFORMS.register_module('NexusFlowLoadTrackAnnotations3D')
 class LoadTrackAnnotations3D(BaseTransform):
     """Build track GT from the info's ``instances``.
 
@@ -59,7 +59,7 @@ class LoadTrackAnnotations3D(BaseTransform):
         return f'{self.__class__.__name__}(filter_invalid={self.filter_invalid})'
 
 
-@TRANSFORMS.register_module()
+@TRANSFORMS.register_module('NexusFlowTrackObjectRangeFilter')
 class TrackObjectRangeFilter(BaseTransform):
     """Keep boxes whose BEV centre lies in the point-cloud range; labels and track ids stay aligned.
 

@@ -28,7 +28,7 @@ from .attention_utils import check_attention_heads, init_deformable_projections
 from .weight_init import xavier_linear_
 
 
-@MODELS.register_module()
+@MODELS.register_module('NexusFlowMSDeformAttn')
 class MSDeformAttn(BaseModule):
     """Multi-scale deformable attention: each query reads ``num_points`` learned offsets per head and level.
 

@@ -54,7 +54,7 @@ def check_tap(tap: TapOutput, in_channels: int, owner: str) -> None:
                          f'got shape {tuple(feats.shape)}')
 
 
-@MODELS.register_module()
+@MODELS.register_module('NexusFlowMLPAggregator')
 class MLPAggregator(BaseModule):
     """Masked mean over the set, then an MLP of ``depth`` linear layers: ``[B, N, C] -> [B, out_dim]``.
 
@@ -210,7 +210,7 @@ class GaussianPriorAttention(BaseModule):
         return self.out_proj(out.transpose(1, 2).flatten(2))
 
 
-@MODELS.register_module()
+@MODELS.register_module('NexusFlowQuerySetAggregator')
 class QuerySetAggregator(LearnedQueryAggregator):
     """Learned queries attend over a query set with reference points (Gaussian spatial prior per head).
 

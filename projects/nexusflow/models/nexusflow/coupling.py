@@ -125,7 +125,7 @@ def check_vectors(x: Tensor, dim: int, owner: str) -> None:
         raise ValueError(f'{owner} expects [B, {dim}] inputs, got shape {tuple(x.shape)}')
 
 
-@MODELS.register_module()
+@MODELS.register_module('NexusFlowAffineCouplingStack')
 class AffineCouplingStack(BaseModule):
     """``num_layers`` RealNVP affine couplings: the invertible map ``C`` of NexusFlow, ``f -> z``.
 
@@ -214,7 +214,7 @@ class AffineCouplingStack(BaseModule):
         return log_det
 
 
-@MODELS.register_module()
+@MODELS.register_module('NexusFlowMLPStack')
 class MLPStack(BaseModule):
     """The ``w/o inv`` ablation: a plain, non-invertible MLP in place of :class:`AffineCouplingStack`.
 

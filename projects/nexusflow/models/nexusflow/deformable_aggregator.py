@@ -18,7 +18,7 @@ from .aggregators import LearnedQueryAggregator, dense_shape
 from ...core.tap_adapters import TapOutput
 
 
-@MODELS.register_module()
+@MODELS.register_module('NexusFlowDeformableAggregator')
 class DeformableAggregator(LearnedQueryAggregator):
     """Learned queries + learned reference points, deformable attention over a dense tap, pooled to ``[B, D]``.
 

@@ -50,9 +50,9 @@ def build_flow(coupling: dict, latent_dim: int, invertible: bool, seed: int) -> 
     """
     cfg = dict(DEFAULT_COUPLING, **coupling)
     if invertible:
-        return MODELS.build(dict(type='AffineCouplingStack', dim=latent_dim, seed=seed, **cfg))
+        return MODELS.build(dict(type='NexusFlowAffineCouplingStack', dim=latent_dim, seed=seed, **cfg))
     cfg.pop('clamp')
-    return MODELS.build(dict(type='MLPStack', dim=latent_dim, **cfg))
+    return MODELS.build(dict(type='NexusFlowMLPStack', dim=latent_dim, **cfg))
 
 
 @MODELS.register_module()
@@ -63,9 +63,9 @@ class NexusFlow(TapPlugin):
 
         dict(type='NexusFlow', latent_dim=256,
              tasks=dict(track=dict(tap=dict(module='track_head.decoder', kind='queries'),
-                                   aggregator=dict(type='QuerySetAggregator', in_channels=256)),
+                                   aggregator=dict(type='NexusFlowQuerySetAggregator', in_channels=256)),
                         map=dict(tap=dict(module='map_head.transformer.encoder', kind='bev', bev_shape=(200, 200)),
-                                 aggregator=dict(type='DeformableAggregator', in_channels=256))))
+                                 aggregator=dict(type='NexusFlowDeformableAggregator', in_channels=256))))
 
     Args:
         tasks (dict[str, dict]): ``N >= 2`` tasks, name -> ``dict(tap=<tap spec>, aggregator=<MODELS cfg>)``; the

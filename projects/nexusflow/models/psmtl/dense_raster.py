@@ -56,7 +56,7 @@ def max_scaled(x: Tensor) -> Tensor:
     return x / (x.flatten(1).amax(1)[:, None, None, None] + EPS)
 
 
-@TASK_UTILS.register_module()
+@TASK_UTILS.register_module('NexusFlowDenseTaskRaster')
 class DenseTaskRaster(TaskRaster):
     """One dense task of an image model: its head's prediction map and the sample's pixel labels, preprocessed as
     the official MTPSL code does (see the module docstring).
@@ -67,7 +67,7 @@ class DenseTaskRaster(TaskRaster):
 
     Example (NYUv2 on MTAN)::
 
-        seg=dict(tap='heads.seg.pred_tap', raster=dict(type='DenseTaskRaster', encoding='one_hot', channels=13,
+        seg=dict(tap='heads.seg.pred_tap', raster=dict(type='NexusFlowDenseTaskRaster', encoding='one_hot', channels=13,
                                                        flag='has_seg', gt_field='gt_sem_seg'))
 
     Args:

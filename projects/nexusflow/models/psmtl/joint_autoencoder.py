@@ -82,7 +82,7 @@ class JointTaskDecoder(BaseModule):
         return self.pred_layer(x)
 
 
-@MODELS.register_module()
+@MODELS.register_module('NexusFlowJointTaskAutoEncoder')
 class JointTaskAutoEncoder(BaseModule):
     """JTR's joint-task auto-encoder ``g = g2 o g1``.
 

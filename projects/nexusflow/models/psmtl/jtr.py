@@ -31,15 +31,15 @@ from mmdet3d.registry import MODELS
 from .raster_plugin import RasterPlugin, TaskRasters, cosine_distance
 
 
-@MODELS.register_module()
+@MODELS.register_module('NexusFlowJTR')
 class JTR(RasterPlugin):
     """The JTR plug-in.
 
     Example (UniAD, tiny sizes)::
 
-        dict(type='JTR', autoencoder=dict(channels=(32, 64, 128)),
-             tasks=dict(track=dict(tap='track_head.pred_tap', raster=dict(type='TrackRaster', num_classes=10)),
-                        map=dict(tap='map_head.pred_tap', raster=dict(type='MapRaster', num_classes=4))))
+        dict(type='NexusFlowJTR', autoencoder=dict(channels=(32, 64, 128)),
+             tasks=dict(track=dict(tap='track_head.pred_tap', raster=dict(type='NexusFlowTrackRaster', num_classes=10)),
+                        map=dict(tap='map_head.pred_tap', raster=dict(type='NexusFlowMapRaster', num_classes=4))))
 
     Args:
         tasks (dict[str, dict]): ``N >= 2`` tasks, name -> ``dict(tap=<head pred_tap path>, raster=<TASK_UTILS
@@ -63,8 +63,8 @@ class JTR(RasterPlugin):
         self.task_channels = [self.rasters[name].channels for name in self.task_names]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.autoencoder = MODELS.build(dict(type='JointTaskAutoEncoder', in_channels=sum(self.task_channels),
-                                                 **autoencoder))
+            self.autoencoder = MODELS.build(dict(type='NexusFlowJointTaskAutoEncoder',
+                                                 in_channels=sum(self.task_channels), **autoencoder))
 
     def stack(self, rasters: Dict[str, TaskRasters]) -> Tuple[Tensor, Tensor]:
         """``(Y, Y^)``, each ``[B, sum O_t, H, W]`` in task order (see the module docstring)."""

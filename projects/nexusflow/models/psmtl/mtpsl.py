@@ -37,24 +37,25 @@ from .raster_plugin import RasterPlugin, TaskRasters, cosine_distance
 FEATURES = 'features'
 
 
-@MODELS.register_module()
+@MODELS.register_module('NexusFlowMTPSL')
 class MTPSL(RasterPlugin):
     """The MTPSL plug-in.
 
     Example (UniAD, tiny sizes)::
 
-        dict(type='MTPSL', feat_channels=64,
+        dict(type='NexusFlowMTPSL', feat_channels=64,
              feature_tap=dict(module='bev_encoder', kind='bev', bev_shape=(50, 50)),
-             tasks=dict(track=dict(tap='track_head.pred_tap', raster=dict(type='TrackRaster', num_classes=10)),
-                        map=dict(tap='map_head.pred_tap', raster=dict(type='MapRaster', num_classes=4))))
+             tasks=dict(track=dict(tap='track_head.pred_tap', raster=dict(type='NexusFlowTrackRaster', num_classes=10)),
+                        map=dict(tap='map_head.pred_tap', raster=dict(type='NexusFlowMapRaster', num_classes=4))))
 
     Example (MTAN on NYUv2, the official mapping network; ``configs/mtan_nexusflow/_base_/plugins/mtpsl_mtan.py``)::
 
-        dict(type='MTPSL', feat_channels=512,
+        dict(type='NexusFlowMTPSL', feat_channels=512,
              feature_tap=dict(module='backbone.encoder_pools.4', kind='feature_map', index=0),
              mapper=dict(channels=segnet_channels(), stage_depths=(2, 2, 3, 3, 3), last_act=True),
-             tasks=dict(seg=dict(tap='heads.seg.pred_tap', raster=dict(type='DenseTaskRaster', encoding='one_hot',
-                                 channels=13, flag='has_seg', gt_field='gt_sem_seg')), depth=..., normal=...))
+             tasks=dict(seg=dict(tap='heads.seg.pred_tap',
+                                 raster=dict(type='NexusFlowDenseTaskRaster', encoding='one_hot', channels=13,
+                                             flag='has_seg', gt_field='gt_sem_seg')), depth=..., normal=...))
 
     Args:
         tasks (dict[str, dict]): ``K >= 2`` tasks, name -> ``dict(tap=<head pred_tap path>, raster=<TASK_UTILS
@@ -83,7 +84,8 @@ class MTPSL(RasterPlugin):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             self.mapper = MODELS.build(dict(
-                type='TaskPairMapper', in_channels={name: self.rasters[name].channels for name in self.task_names},
+                type='NexusFlowTaskPairMapper',
+                in_channels={name: self.rasters[name].channels for name in self.task_names},
                 out_channels=feat_channels, **mapper))
 
     def features(self) -> Tensor:

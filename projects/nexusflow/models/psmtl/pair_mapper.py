@@ -45,7 +45,7 @@ def segnet_channels(filters: Sequence[int] = (64, 128, 256, 512, 512),
     return (filters[0], ) + tuple(outputs[:-1])
 
 
-@MODELS.register_module()
+@MODELS.register_module('NexusFlowTaskPairMapper')
 class TaskPairMapper(BaseModule):
     """Map a task raster into the joint space of a task pair.
 

@@ -67,7 +67,7 @@ class RasterPlugin(TapPlugin):
         feature_taps = dict(feature_taps or {})
         check_tasks(tasks, list(feature_taps))
         rasters = {name: TASK_UTILS.build(task['raster']) for name, task in tasks.items()}
-        taps = {name: dict(module=task['tap'], kind='PredictionTapAdapter', keys=rasters[name].required_keys)
+        taps = {name: dict(module=task['tap'], kind='NexusFlowPredictionTapAdapter', keys=rasters[name].required_keys)
                 for name, task in tasks.items()}
         super().__init__(taps=dict(taps, **feature_taps), init_cfg=init_cfg)
         self.task_names = list(tasks)

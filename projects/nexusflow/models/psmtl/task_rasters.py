@@ -78,7 +78,7 @@ class TaskRaster:
         raise NotImplementedError(f'{type(self).__name__} must implement labels()')
 
 
-@TASK_UTILS.register_module()
+@TASK_UTILS.register_module('NexusFlowTrackRaster')
 class TrackRaster(TaskRaster):
     """Tracking on the canvas: ``num_classes`` centre heatmaps (+ one box-occupancy channel).
 
@@ -151,7 +151,7 @@ class TrackRaster(TaskRaster):
         return self.render(boxes, scores, valid, canvas_hw)
 
 
-@TASK_UTILS.register_module()
+@TASK_UTILS.register_module('NexusFlowMapRaster')
 class MapRaster(TaskRaster):
     """Mapping on the canvas: the per-class semantic masks (divider, ped_crossing, boundary, drivable).
 

@@ -9,7 +9,7 @@ from mmengine.model import BaseDataPreprocessor
 from mmdet3d.registry import MODELS
 
 
-@MODELS.register_module()
+@MODELS.register_module('UniADTrackMapDataPreprocessor')
 class TrackMapDataPreprocessor(BaseDataPreprocessor):
     """Moves a collated batch of clips to the device, normalises and pads the images.
 

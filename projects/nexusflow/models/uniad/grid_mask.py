@@ -6,7 +6,7 @@ from mmengine.model import BaseModule
 from mmdet3d.registry import MODELS
 
 
-@MODELS.register_module()
+@MODELS.register_module('UniADGridMask')
 class GridMask(BaseModule):
     """Zeroes a random rotated grid of square holes in every training image (identity in eval mode).
 

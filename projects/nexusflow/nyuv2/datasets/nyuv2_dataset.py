@@ -18,7 +18,7 @@ from ..protocols import PROTOCOLS, cluster_features, label_counts, protocol_mask
 from .arrays import check_split_headers, split_file_paths
 
 
-@DATASETS.register_module()
+@DATASETS.register_module('NexusFlowNYUv2Dataset')
 class NYUv2Dataset(BaseDataset):
     """NYUv2 (13-class segmentation, depth, surface normals) with a partial-label protocol.
 

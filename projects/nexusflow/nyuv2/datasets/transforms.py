@@ -28,7 +28,7 @@ def _load(path: str, folder: str, image_hw: Tuple[int, int]) -> np.ndarray:
     return array
 
 
-@TRANSFORMS.register_module()
+@TRANSFORMS.register_module('NexusFlowLoadNYUv2Sample')
 class LoadNYUv2Sample(BaseTransform):
     """Read ``img_path`` (and the GT files of the labelled tasks); unlabelled tasks get ignore-valued GT.
 
@@ -71,7 +71,7 @@ def _resize(array: np.ndarray, size: Tuple[int, int], mode: str) -> np.ndarray:
     return (out[0] if array.ndim == 2 else out.permute(1, 2, 0)).numpy()
 
 
-@TRANSFORMS.register_module()
+@TRANSFORMS.register_module('NexusFlowRandomScaleCrop')
 class RandomScaleCrop(BaseTransform):
     """MTPSL's ``RandomScaleCrop`` (no flip): crop ``1 / s`` of the image, resize back, divide depth by ``s``.
 
@@ -117,7 +117,7 @@ class RandomScaleCrop(BaseTransform):
         return f'{type(self).__name__}(scales={self.scales})'
 
 
-@TRANSFORMS.register_module()
+@TRANSFORMS.register_module('NexusFlowPackNYUv2Inputs')
 class PackNYUv2Inputs(BaseTransform):
     """Pack one sample as ``{'inputs': float32 [3, H, W], 'data_samples': BaseDataElement}``.
 

@@ -24,7 +24,7 @@ def _pixels(sample: dict, name: str, owner: str):
     return value['data'] if isinstance(value, dict) else value.data
 
 
-@METRICS.register_module()
+@METRICS.register_module('NexusFlowNYUv2Metric')
 class NYUv2Metric(BaseMetric):
     """mIoU / pixel accuracy, depth abs / rel error and RMSE, normal mean / median / RMSE angle and the share under
     11.25 / 22.5 / 30 degrees, accumulated per pixel over the whole split (formulas in ``functional.py``).

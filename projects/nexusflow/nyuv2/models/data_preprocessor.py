@@ -6,7 +6,7 @@ from mmengine.model import ImgDataPreprocessor
 from mmdet3d.registry import MODELS
 
 
-@MODELS.register_module()
+@MODELS.register_module('NexusFlowNYUv2DataPreprocessor')
 class NYUv2DataPreprocessor(ImgDataPreprocessor):
     """Move a ``pseudo_collate`` batch to the device and stack its images.
 

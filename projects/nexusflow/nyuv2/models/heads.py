@@ -100,7 +100,7 @@ class DenseTaskHead(BaseModule):
         return [PixelData(data=p) for p in pred]
 
 
-@MODELS.register_module()
+@MODELS.register_module('NexusFlowNYUv2SegHead')
 class NYUv2SegHead(DenseTaskHead):
     """13-class segmentation: log-softmax ``[B, 13, H, W]``; loss ``loss_ce`` (NLL, ignore ``-1``); prediction
     ``pred_sem_seg`` (``data`` int64 ``[1, H, W]`` argmax)."""
@@ -121,7 +121,7 @@ class NYUv2SegHead(DenseTaskHead):
         return super().predict(pred.argmax(dim=1, keepdim=True))
 
 
-@MODELS.register_module()
+@MODELS.register_module('NexusFlowNYUv2DepthHead')
 class NYUv2DepthHead(DenseTaskHead):
     """Metric depth ``[B, 1, H, W]`` (metres, unconstrained as MTAN); loss ``loss_l1`` on GT depth != 0;
     prediction ``pred_depth`` (``data`` float ``[1, H, W]``)."""
@@ -138,7 +138,7 @@ class NYUv2DepthHead(DenseTaskHead):
         return (pred - target).abs()[:, 0], target[:, 0] != 0
 
 
-@MODELS.register_module()
+@MODELS.register_module('NexusFlowNYUv2NormalHead')
 class NYUv2NormalHead(DenseTaskHead):
     """Surface normals: L2-normalised ``[B, 3, H, W]`` (camera frame); loss ``loss_cos`` = ``1 - cos`` where the
     GT vector is not all-zero; prediction ``pred_normal`` (``data`` float ``[3, H, W]``, unit vectors)."""

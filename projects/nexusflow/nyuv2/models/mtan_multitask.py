@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from mmdet3d.registry import MODELS
 
 
-@MODELS.register_module()
+@MODELS.register_module('NexusFlowMTANMultiTask')
 class MTANMultiTask(BaseModel):
     """Multi-task dense prediction on NYUv2 under partial labels.
 
@@ -33,7 +33,7 @@ class MTANMultiTask(BaseModel):
 
     def __init__(self, backbone: dict, heads: Dict[str, dict], plugins: Optional[Sequence[dict]] = None,
                  data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None) -> None:
-        preprocessor = MODELS.build(data_preprocessor or dict(type='NYUv2DataPreprocessor'))
+        preprocessor = MODELS.build(data_preprocessor or dict(type='NexusFlowNYUv2DataPreprocessor'))
         super().__init__(data_preprocessor=preprocessor, init_cfg=init_cfg)
         self.backbone = MODELS.build(backbone)
         unknown = sorted(set(heads) - set(self.backbone.tasks))

@@ -55,7 +55,7 @@ class AttentionGate(BaseModule):
         return self.mask(gate_input) * features
 
 
-@MODELS.register_module()
+@MODELS.register_module('NexusFlowMTANSegNet')
 class MTANSegNet(BaseModule):
     """Shared SegNet plus one attention branch per task (see the module docstring for the tap points).
 

@@ -15,7 +15,7 @@ from ...layers import check_attention_heads, init_deformable_projections, xavier
 from ...ops import multi_scale_deformable_attn
 
 
-@MODELS.register_module()
+@MODELS.register_module('UniADMSDeformableAttention3D')
 class MSDeformableAttention3D(BaseModule):
     """Multi-level deformable attention with ``num_anchors`` reference points per query.
 

@@ -32,7 +32,7 @@ from .uniad_compat import COMPAT_MODES, rotate_bev_nearest, uniad_ego_motion, un
 CAN_BUS_DIMS = 18
 
 
-@MODELS.register_module()
+@MODELS.register_module('UniADBEVFormerEncoder')
 class BEVFormerEncoder(BaseModule):
     """BEVFormer encoder: ``forward(mlvl_feats, img_metas, prev_bev, prev2cur) -> [B, bev_h * bev_w, C]``.
 

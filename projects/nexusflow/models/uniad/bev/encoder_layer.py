@@ -16,7 +16,7 @@ from .spatial_cross_attention import CameraContext, SpatialCrossAttention
 from .temporal_self_attention import TemporalContext, TemporalSelfAttention
 
 
-@MODELS.register_module()
+@MODELS.register_module('UniADBEVFormerLayer')
 class BEVFormerLayer(BaseModule):
     """``TSA -> LayerNorm -> SCA -> LayerNorm -> FFN -> LayerNorm`` on the BEV queries.
 

@@ -73,7 +73,7 @@ def rebatch_camera_hits(reference_points_cam: Tensor, visible: Tensor) -> Camera
     return CameraHits(order, valid, reference_points, num_cams_hit)
 
 
-@MODELS.register_module()
+@MODELS.register_module('UniADSpatialCrossAttention')
 class SpatialCrossAttention(BaseModule):
     """BEVFormer's spatial cross-attention from BEV queries to the multi-camera features.
 

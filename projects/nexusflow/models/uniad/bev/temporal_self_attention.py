@@ -70,7 +70,7 @@ def sample_bev(bev: Tensor, locations: Tensor, spatial_shapes: Tensor, use_cuda_
                                        use_cuda_kernel=use_cuda_kernel)
 
 
-@MODELS.register_module()
+@MODELS.register_module('UniADTemporalSelfAttention')
 class TemporalSelfAttention(BaseModule):
     """BEVFormer's temporal self-attention over two BEV queues (previous BEV, current queries).
 

@@ -17,7 +17,7 @@ from mmdet3d.registry import TASK_UTILS
 from ...layers.finite import check_finite
 
 
-@TASK_UTILS.register_module()
+@TASK_UTILS.register_module('UniADFilterHungarianAssigner')
 class FilterHungarianAssigner(BaseAssigner):
     """Hungarian matching repeated ``max_pos`` times over the remaining queries.
 

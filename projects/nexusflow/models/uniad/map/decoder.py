@@ -71,7 +71,7 @@ def refine_boxes(deltas: Tensor, reference: Tensor) -> Tensor:
     return torch.cat([centres, deltas[..., 2:]], -1).sigmoid()
 
 
-@MODELS.register_module()
+@MODELS.register_module('UniADMapDecoder')
 class MapDecoder(BaseModule):
     """Stack of :class:`MapDecoderLayer` with one regression branch per layer (iterative box refinement).
 

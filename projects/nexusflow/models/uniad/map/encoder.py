@@ -60,7 +60,7 @@ class MapEncoderLayer(BaseModule):
         return self.norm2(self.ffn(query))
 
 
-@MODELS.register_module()
+@MODELS.register_module('UniADMapEncoder')
 class MapEncoder(BaseModule):
     """Stack of :class:`MapEncoderLayer` over one BEV level; its output is the map head's BEV-shaped memory.
 

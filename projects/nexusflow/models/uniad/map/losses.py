@@ -33,7 +33,7 @@ DEFAULT_LOSS_MASK = dict(type='mmdet.DiceLoss', use_sigmoid=True, activate=True,
                          loss_weight=2.0)
 DEFAULT_LOSS_STUFF_CLS = dict(type='mmdet.FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=4.0)
 DEFAULT_ASSIGNER = dict(type='mmdet.HungarianAssigner', match_costs=_BOX_COSTS)
-DEFAULT_FILTER_ASSIGNER = dict(type='FilterHungarianAssigner', match_costs=_BOX_COSTS, max_pos=3)
+DEFAULT_FILTER_ASSIGNER = dict(type='UniADFilterHungarianAssigner', match_costs=_BOX_COSTS, max_pos=3)
 # UniAD's HungarianAssigner_multi_info doubles its configured class cost (2.0 -> 4.0); masks are logits here
 DEFAULT_MASK_ASSIGNER = dict(type='mmdet.HungarianAssigner', match_costs=[
     dict(type='mmdet.FocalLossCost', weight=4.0), dict(type='mmdet.BBoxL1Cost', weight=5.0, box_format='xywh'),

@@ -112,10 +112,10 @@ class UniADMapHead(BaseModule):
         self.num_stuff_classes = num_stuff_classes
         self.canvas_size = tuple(canvas_size) if canvas_size is not None else self.bev_hw
         self.test_cfg = self._merge_test_cfg(test_cfg)
-        self.transformer = build_part('MapTransformer', transformer, embed_dims=embed_dims,
+        self.transformer = build_part('UniADMapTransformer', transformer, embed_dims=embed_dims,
                                       use_cuda_kernel=use_cuda_kernel, compat=compat)
-        self.thing_mask_head = build_part('MapMaskDecoder', thing_mask_head, embed_dims=embed_dims, compat=compat)
-        self.stuff_mask_head = build_part('MapMaskDecoder', stuff_mask_head, embed_dims=embed_dims, compat=compat)
+        self.thing_mask_head = build_part('UniADMapMaskDecoder', thing_mask_head, embed_dims=embed_dims, compat=compat)
+        self.stuff_mask_head = build_part('UniADMapMaskDecoder', stuff_mask_head, embed_dims=embed_dims, compat=compat)
         num_layers = len(self.transformer.decoder.layers)
         self.query_embedding = nn.Embedding(num_query, 2 * embed_dims)
         self.stuff_query = nn.Embedding(num_stuff_classes, 2 * embed_dims)

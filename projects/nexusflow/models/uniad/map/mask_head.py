@@ -115,7 +115,7 @@ class MaskDecoderBlock(BaseModule):
         return query, mask
 
 
-@MODELS.register_module()
+@MODELS.register_module('UniADMapMaskDecoder')
 class MapMaskDecoder(BaseModule):
     """Mask decoder of UniAD's map head (``SegMaskHead``): one mask per block plus a final tail mask.
 

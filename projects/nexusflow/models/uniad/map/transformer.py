@@ -17,7 +17,7 @@ from .decoder import MapDecoder
 from .encoder import MapEncoder
 
 
-@MODELS.register_module()
+@MODELS.register_module('UniADMapTransformer')
 class MapTransformer(BaseModule):
     """Positional encoding + :class:`MapEncoder` + :class:`MapDecoder`.
 
