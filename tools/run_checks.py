@@ -4,7 +4,9 @@ checkpoint silently overwritten, no unreadable checkpoint discovered after hours
 ``check_overrides``: a config's top-level variables (``geo_split``, ``lr``, ``max_epochs``, ``data_root``, ...) are
 substituted into the settings that use them when the file is parsed, so ``--cfg-options lr=1e-4`` would change
 nothing but the dumped config. Overrides must address a setting the Runner reads (``optim_wrapper.optimizer.lr``);
-any other top-level key is refused with the settings that hold (or derive from) its value.
+any other top-level key is refused with the settings that hold (or derive from) its value, and, for a variable the
+config reads from the environment (``data_root = '{{$DATA_ROOT:data/nuscenes/}}'``), with that environment variable,
+which does take effect (mmengine substitutes it when the file is parsed).
 
 ``prepare_work_dir``: a new run in a work dir that holds checkpoints of an earlier run is refused unless it resumes
 (``--resume``) or ``--overwrite`` asks to delete them first.
@@ -13,6 +15,7 @@ import glob
 import inspect
 import os
 import os.path as osp
+import re
 from typing import Dict, Iterator, List, Optional, Tuple
 
 from mmengine.config import Config
@@ -71,6 +74,13 @@ def derived_settings(cfg: Config, value) -> List[str]:
     return found
 
 
+def env_variable_of(cfg: Config, top: str) -> Optional[str]:
+    """The environment variable a top-level variable is read from (``top = '{{$NAME:default}}'`` in the config
+    files, mmengine's substitution), or None."""
+    match = re.search(r'^' + re.escape(top) + r'\s*=\s*[\'"]?\{\{[\'"]?\s*\$(\w+)\s*:', cfg.text or '', re.MULTILINE)
+    return match.group(1) if match else None
+
+
 def check_overrides(cfg: Config, options: Optional[Dict[str, object]]) -> None:
     """Refuse ``--cfg-options`` keys that address no setting the run reads (see the module docstring).
 
@@ -97,6 +107,10 @@ def check_overrides(cfg: Config, options: Optional[Dict[str, object]]) -> None:
         use = HINTS.get(top) or (', '.join(derived) if derived else
                                  f'none of the settings holds its value {old!r} any more; find the one you mean '
                                  f'in the dumped config')
+        env = env_variable_of(cfg, top)
+        if env is not None:
+            use = (f'{use}; or set the environment variable the config reads it from, which moves all of them: '
+                   f'{env}={value} python tools/<train|test>.py ...')
         problems.append(f'{option}: {top!r} is a variable of the config file ({top} = {old!r}), substituted into '
                         f'the settings that use it when the file was parsed, so overriding it would change nothing '
                         f'but the dumped config. Override the settings themselves: {use}')

@@ -7,7 +7,7 @@ import pytest
 
 from projects.nexusflow.reproduction import Executor, StagePlanner, collect, expand_runs, load_protocol, markdown, \
     mean_std, plot
-from projects.nexusflow.reproduction.stages import data_ready
+from projects.nexusflow.reproduction.stages import data_options, data_ready
 
 CONFIG = 'configs/uniad_nexusflow/tiny_uniad_full.py'
 
@@ -159,3 +159,10 @@ def test_data_stage_reuses_its_own_set_and_refuses_others(tmp_path):
     with open(osp.join(spec.root, 'reproduce_data.json'), 'w') as f:
         json.dump(spec.as_dict(), f)
     assert data_ready(spec)
+
+
+def test_data_options_move_every_loader_and_no_metric_needs_one(tmp_path):
+    root = str(tmp_path / 'set')
+    assert data_options(root, CONFIG) == {'train_dataloader.dataset.dataset.data_root': root + '/',
+                                          'val_dataloader.dataset.data_root': root + '/',
+                                          'test_dataloader.dataset.data_root': root + '/'}

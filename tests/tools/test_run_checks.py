@@ -49,7 +49,8 @@ def test_config_variables_cannot_be_overridden_silently(tmp_path):
     assert cfg.train_dataloader.dataset.split == 'reversed' and cfg.optim_wrapper.optimizer.lr == 1e-4
     torch.save({'state_dict': {}}, tmp_path / 'model.pth')
     with pytest.raises(ConfigOverrideError, match="'data_root' is a variable.*: train_dataloader.dataset.dataset."
-                                                  "data_root, val_dataloader.dataset.data_root"):
+                                                  "data_root, val_dataloader.dataset.data_root.*; or set the "
+                                                  "environment variable .*: DATA_ROOT=elsewhere/ python tools/"):
         build(['data_root=elsewhere/'], tool='test', positional=[str(tmp_path / 'model.pth')])
 
 

@@ -17,6 +17,5 @@ param_scheduler = [
 ]
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 train_dataloader = dict(dataset=dict(dataset=dict(queue_length=1)))
-val_evaluator = [dict(type='NexusFlowNuScenesTrackingMetric', data_root=_base_.data_root,
-                      ann_file=_base_.data_root + _base_.val_ann_file, version=_base_.version)]
+val_evaluator = [dict(type='NexusFlowNuScenesTrackingMetric', per_city=True)]
 test_evaluator = val_evaluator

@@ -41,6 +41,9 @@ class NuScenesTrackMapDataset(BaseDataset):
         load_interval (int): keep every ``load_interval``-th item (after clip enumeration).
         check_map_expansion (bool): fail at init if a location's map expansion JSON is missing.
         lazy_init, serialize_data, indices: as in mmengine ``BaseDataset`` (``indices`` selects frames).
+
+    ``metainfo`` holds the info pkl's metainfo (``version``, ``eval_set``, ...) and the dataset's ``data_root`` and
+    ``ann_file`` (joined path): the metrics default their own settings to these (``dataset_meta``).
     """
 
     METAINFO = dict(classes=CLASSES, map_classes=MAP_CLASSES)
@@ -67,6 +70,8 @@ class NuScenesTrackMapDataset(BaseDataset):
         transforms = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]
         super().__init__(ann_file=ann_file, metainfo=metainfo, data_root=data_root, pipeline=transforms,
                          test_mode=test_mode, lazy_init=lazy_init, serialize_data=serialize_data, indices=indices)
+        # the metrics read the root and the info file from dataset_meta (set by the runner from this metainfo)
+        self._metainfo.update(data_root=self.data_root, ann_file=self.ann_file)
 
     # ---- loading ----------------------------------------------------------------------------------------------
     def load_data_list(self) -> List[dict]:

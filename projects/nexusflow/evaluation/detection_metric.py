@@ -6,9 +6,11 @@ UniAD reports NDS and mAP of its stage-1 model beside AMOTA, computed from the s
 the devkit's ``DetectionEval`` on the devkit split (predefined or custom, e.g. ``synth_val`` of the synthetic set).
 Attributes are not predicted by the track head; each box gets mmdet3d's velocity-based default attribute
 (``NuScenesMetric.DefaultAttribute`` and the 0.2 m/s rule of its ``_format_lidar_bbox``), as UniAD does.
+The devkit pass is logged before and after (sample count, duration, NDS) and the figures end as logged tables.
 """
 import json
 import logging
+import time
 from typing import Any, Dict, List, Optional, Sequence
 
 import mmengine
@@ -24,7 +26,8 @@ from nuscenes.eval.detection.evaluate import DetectionEval
 
 from mmdet3d.evaluation.metrics.nuscenes_metric import NuScenesMetric
 from mmdet3d.registry import METRICS
-from .result_utils import evaluation_dir, unique_by_token
+from .result_utils import dataset_setting, evaluation_dir, unique_by_token
+from .tables import DETECTION_COLUMNS, class_table, log_tables, scope_table
 from .tracking_eval import _check_box_counts, _check_result_tokens, split_sample_tokens
 from .tracking_format import TRACKING_RESULT_META, benchmark_boxes
 from .tracking_metric import resolve_eval_set, tracking_record
@@ -114,6 +117,7 @@ def evaluate_detection_results(result_path: str, data_root: str, version: str, e
         devkit prints them) and ``<class>_ap`` for each class with ground truth in the split.
     """
     config = load_detection_config(eval_config)
+    print_log(f'detection evaluation: loading nuScenes {version} from {data_root}', logger='current')
     nusc = NuScenes(version=version, dataroot=data_root, verbose=verbose)
     with open(result_path) as f:
         results = json.load(f)['results']
@@ -121,6 +125,9 @@ def evaluate_detection_results(result_path: str, data_root: str, version: str, e
     _check_box_counts(results, config.max_boxes_per_sample, result_path)
     if not any(results.values()):
         return _worst_metrics(nusc, config, eval_set, result_path)
+    print_log(f'detection evaluation: devkit DetectionEval on eval_set {eval_set!r} ({len(results)} samples, '
+              f'{len(config.class_names)} classes) ...', logger='current')
+    start = time.perf_counter()
     evaluator = DetectionEval(nusc, config, result_path, eval_set, output_dir=output_dir, verbose=verbose)
     if verbose:
         summary = evaluator.main(render_curves=render_curves)
@@ -132,6 +139,8 @@ def evaluate_detection_results(result_path: str, data_root: str, version: str, e
         mmengine.dump(summary, f'{output_dir}/metrics_summary.json', indent=2)
         mmengine.dump(details.serialize(), f'{output_dir}/metrics_details.json', indent=2)
     flat = dict(nds=float(summary['nd_score']), map=float(summary['mean_ap']))
+    print_log(f'detection evaluation: done in {time.perf_counter() - start:.1f} s, NDS {flat["nds"]:.4f}',
+              logger='current')
     flat.update({TP_NAMES[name]: float(summary['tp_errors'][name]) for name in TP_METRICS})
     gt_classes = {box.detection_name for box in evaluator.gt_boxes.all}
     flat.update({f'{name}_ap': float(summary['mean_dist_aps'][name]) for name in config.class_names
@@ -158,10 +167,15 @@ def _worst_metrics(nusc, config: DetectionConfig, eval_set: str, result_path: st
 class NuScenesDetectionMetric(BaseMetric):
     """nuScenes detection metric (NDS, mAP and the TP errors) of the per-frame boxes of a tracking model.
 
+    ``data_root``, ``ann_file`` and ``version`` default to the evaluated dataset's (``dataset_meta``, see
+    ``result_utils.dataset_setting``). The figures are logged as tables (summary; AP per class) at the end.
+
     Args:
-        data_root: nuScenes root (holds ``<version>/``; custom versions also ``<version>/splits.json``).
-        ann_file: info pkl of the evaluated split, read only to find the eval_set (``resolve_eval_set``).
-        version: nuScenes version.
+        data_root: nuScenes root (holds ``<version>/``; custom versions also ``<version>/splits.json``); None ->
+            the dataset's.
+        ann_file: info pkl of the evaluated split, read only to find the eval_set (``resolve_eval_set``); None ->
+            the dataset's.
+        version: nuScenes version; None -> the dataset's (its info pkl's metainfo).
         eval_set: devkit split; None -> ``resolve_eval_set``.
         eval_config: devkit detection config name or json path.
         output_dir: folder for ``results_nusc_detection.json`` and the devkit's summaries. None ->
@@ -178,9 +192,9 @@ class NuScenesDetectionMetric(BaseMetric):
     default_prefix = 'det'
 
     def __init__(self,
-                 data_root: str,
+                 data_root: Optional[str] = None,
                  ann_file: Optional[str] = None,
-                 version: str = 'v1.0-trainval',
+                 version: Optional[str] = None,
                  eval_set: Optional[str] = None,
                  eval_config: str = 'detection_cvpr_2019',
                  output_dir: Optional[str] = None,
@@ -224,7 +238,11 @@ class NuScenesDetectionMetric(BaseMetric):
                 print_log(f'detection results of {len(submission["results"])} samples written to {result_path}',
                           logger='current')
                 return {}
-            eval_set = resolve_eval_set(self.version, self.eval_set, self.ann_file)
-            return evaluate_detection_results(result_path, self.data_root, self.version, eval_set, output_dir,
-                                              eval_config=self.eval_config, render_curves=self.render_curves,
-                                              verbose=self.verbose)
+            data_root, version = dataset_setting(self, 'data_root'), dataset_setting(self, 'version')
+            eval_set = resolve_eval_set(version, self.eval_set, dataset_setting(self, 'ann_file', required=False))
+            metrics = evaluate_detection_results(result_path, data_root, version, eval_set,
+                                                 output_dir, eval_config=self.eval_config,
+                                                 render_curves=self.render_curves, verbose=self.verbose)
+        log_tables(scope_table(f'detection ({version} {eval_set})', metrics, DETECTION_COLUMNS),
+                   class_table('detection AP per class', metrics, '_ap', fmt='.4f'))
+        return metrics

@@ -1,7 +1,8 @@
 """Online-map IoU over the whole split, as UniAD reports it (``lanes_iou`` = its README's "IoU-lane").
 
 UniAD (``PansegformerHead.forward_test`` / ``evaluate``) sums per-frame intersections and unions over the val set;
-so does this metric, and per city. It keeps only the per-sample counts, never the masks.
+so does this metric, and per city. It keeps only the per-sample counts, never the masks. The figures are logged as
+a table (overall and per city) at the end of the evaluation.
 """
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -11,6 +12,7 @@ from mmengine.evaluator import BaseMetric
 
 from mmdet3d.registry import METRICS
 from .result_utils import get_meta, unique_by_token
+from .tables import MAP_COLUMNS, log_tables, scope_table
 from .tracking_eval import city_of
 
 __all__ = ['MapIoUMetric', 'map_iou_counts', 'semantic_gt_masks', 'MAP_CLASSES', 'MAP_IOU_NAMES']
@@ -126,6 +128,7 @@ class MapIoUMetric(BaseMetric):
         if self.per_city:
             for city in sorted({rec['city'] for rec in records}):
                 metrics.update(_ious([rec for rec in records if rec['city'] == city], prefix=f'{scope}{city}/'))
+        log_tables(scope_table(f'map IoU (%, {len(records)} samples with map GT)', metrics, MAP_COLUMNS))
         return metrics
 
 

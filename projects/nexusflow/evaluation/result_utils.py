@@ -1,4 +1,5 @@
-"""Helpers shared by the metrics: order-independent handling of gathered per-sample results.
+"""Helpers shared by the metrics: order-independent handling of gathered per-sample results, settings taken from
+the evaluated dataset, the output folder.
 
 mmengine's ``collect_results`` returns the per-rank result lists interleaved (``zip_longest`` over the ranks) and
 truncated to the dataset size, so the order of the gathered list depends on the number of processes and on the
@@ -13,7 +14,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 from mmengine.logging import MMLogger, print_log
 
-__all__ = ['unique_by_token', 'get_meta', 'evaluation_dir']
+__all__ = ['unique_by_token', 'get_meta', 'evaluation_dir', 'dataset_setting']
 
 
 def unique_by_token(results: Sequence[Dict[str, Any]], metric_name: str) -> List[Dict[str, Any]]:
@@ -42,6 +43,26 @@ def get_meta(sample: Mapping[str, Any], key: str, metric_name: str) -> Any:
         raise KeyError(f'{metric_name}: the data sample lacks {key!r} (has {sorted(sample)}); the test pipeline '
                        f'must pack it into the metainfo (see the data-sample contract in projects/nexusflow/README.md)')
     return sample[key]
+
+
+def dataset_setting(metric: Any, name: str, required: bool = True) -> Any:
+    """The metric's own ``name`` argument, else the evaluated dataset's (``metric.dataset_meta[name]``).
+
+    The runner sets ``dataset_meta`` from the val/test dataset's metainfo; ``NuScenesTrackMapDataset`` publishes
+    its ``data_root``, ``ann_file`` (full path) and the info pkl's ``version`` / ``eval_set`` there, so the metrics
+    of a config need none of them and follow the dataset wherever its root is moved.
+
+    Raises:
+        ValueError: ``required`` and neither the argument nor ``dataset_meta`` gives a value.
+    """
+    value = getattr(metric, name)
+    if value is None and metric.dataset_meta:
+        value = metric.dataset_meta.get(name)
+    if value is None and required:
+        raise ValueError(f'{type(metric).__name__}: {name} is not set and dataset_meta has no {name!r}; pass '
+                         f'{name}= to the metric, or evaluate it in a runner whose val/test dataset is a '
+                         f'NuScenesTrackMapDataset (it publishes data_root, ann_file and version in its metainfo)')
+    return value
 
 
 @contextmanager

@@ -6,11 +6,16 @@ the per-city runs share one database load) and an explicit list of sample tokens
 one city), loaded through the devkit's own ``load_prediction_of_sample_tokens`` / ``load_gt_of_sample_tokens``.
 A prediction set without any box is evaluated as such (every metric at its worst value) instead of failing in
 the devkit's box filter with ``Invalid box type: None``.
+
+Progress: the database load and each devkit pass (overall, then one per city) are logged through mmengine's
+logger with their sample and scene counts before they start and their duration and AMOTA when they end; the
+devkit's own (much longer) progress output is printed with ``verbose``.
 """
 import json
 import logging
 import os
 import os.path as osp
+import time
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence
 
@@ -125,11 +130,21 @@ def _check_box_counts(results: Dict[str, list], max_boxes: int, result_path: str
 
 
 def _run_devkit(config, result_path: str, eval_set: str, output_dir: str, nusc, sample_tokens: Sequence[str],
-                render_curves: bool, verbose: bool, name: str) -> dict:
-    """One ``SubsetTrackingEval.main`` with the devkit's bare assertions turned into explained errors."""
+                render_curves: bool, verbose: bool, name: str, step: str) -> dict:
+    """One ``SubsetTrackingEval.main``, logged before and after, with the devkit's bare assertions explained.
+
+    Args:
+        name: what is evaluated, for the messages (e.g. ``"the boston samples of 'val'"``).
+        step: the pass's place in the evaluation, e.g. ``'2/3'``.
+    """
+    scenes = {nusc.get('sample', token)['scene_token'] for token in sample_tokens}
+    print_log(f'tracking evaluation [{step}]: devkit TrackingEval on {name} ({len(sample_tokens)} samples, '
+              f'{len(scenes)} scene{"s" * (len(scenes) != 1)}, {len(config.tracking_names)} classes) ...',
+              logger='current')
+    start = time.perf_counter()
     evaluator = SubsetTrackingEval(config, result_path, eval_set, output_dir, nusc, sample_tokens, verbose=verbose)
     try:
-        return evaluator.main(render_curves=render_curves)
+        summary = evaluator.main(render_curves=render_curves)
     except AssertionError as err:
         raise RuntimeError(
             f'nuscenes-devkit TrackingEval failed an internal assertion while evaluating {name} ({err!r}). The '
@@ -137,6 +152,9 @@ def _run_devkit(config, result_path: str, eval_set: str, output_dir: str, nusc, 
             f'(nuscenes-devkit#700/#952, UniAD#212): devkit < 1.2.0 miscounts thresholds when several recall '
             f'levels are unachieved. Use nuscenes-devkit==1.2.0 with motmetrics==1.4.0 and numpy<2 (see '
             f'requirements), and give the tracks finite, varied scores. Result file: {result_path}') from err
+    print_log(f'tracking evaluation [{step}]: {name} done in {time.perf_counter() - start:.1f} s, AMOTA '
+              f'{summary["amota"]:.4f}', logger='current')
+    return summary
 
 
 def _flatten(summary: dict, class_names: Sequence[str], prefix: str = '') -> Dict[str, float]:
@@ -181,7 +199,9 @@ def evaluate_tracking_results(result_path: str, data_root: str, version: str, ev
         eval_set: devkit split, e.g. ``'val'``, ``'mini_val'``, ``'synth_val'``.
         output_dir: the devkit's summaries go to ``output_dir`` (overall) and ``output_dir/<city>/``.
         eval_config: devkit config name or path of a config json.
-        per_city: also evaluate the samples of each city (``boston``, ``singapore``) on their own.
+        per_city: also evaluate the samples of each city (``boston``, ``singapore``) on their own: one more
+            devkit pass per city over its samples (sharing the database load), together about as long as the
+            overall pass.
         render_curves: let the devkit draw its PDF curves into ``<output_dir>/plots``.
         verbose: print the devkit's progress.
 
@@ -195,6 +215,7 @@ def evaluate_tracking_results(result_path: str, data_root: str, version: str, ev
         raise FileNotFoundError(f'tracking result file {result_path} does not exist; write it with '
                                 f'NuScenesTrackingMetric (test loop) or pass the path of a saved results json')
     config = load_tracking_config(eval_config)
+    print_log(f'tracking evaluation: loading nuScenes {version} from {data_root}', logger='current')
     nusc = NuScenes(version=version, dataroot=data_root, verbose=verbose)
     tokens = split_sample_tokens(nusc, eval_set)
     with open(result_path) as f:
@@ -210,15 +231,16 @@ def evaluate_tracking_results(result_path: str, data_root: str, version: str, ev
         print_log(f'tracking evaluation: {result_path} holds no predicted box in any of its {len(tokens)} '
                   f'samples; every metric takes its worst value (AMOTA 0, recall 0).', logger='current',
                   level=logging.WARNING)
+    cities = _sample_tokens_by_city(nusc, tokens) if per_city else {}
+    passes = 1 + len(cities)
     metrics = _flatten(_run_devkit(config, result_path, eval_set, output_dir, nusc, tokens, render_curves,
-                                   verbose, f'eval_set {eval_set!r}'), config.tracking_names)
-    if per_city:
-        for city, city_tokens in _sample_tokens_by_city(nusc, tokens).items():
-            if not _has_gt_box(nusc, city_tokens, config.tracking_names):
-                print_log(f'tracking evaluation: no ground truth in {city}; its per-city figures are skipped',
-                          logger='current', level=logging.WARNING)
-                continue
-            summary = _run_devkit(config, result_path, eval_set, osp.join(output_dir, city), nusc, city_tokens,
-                                  render_curves, verbose, f'the {city} samples of {eval_set!r}')
-            metrics.update(_flatten(summary, config.tracking_names, prefix=f'{city}/'))
+                                   verbose, f'eval_set {eval_set!r}', f'1/{passes}'), config.tracking_names)
+    for index, (city, city_tokens) in enumerate(cities.items(), start=2):
+        if not _has_gt_box(nusc, city_tokens, config.tracking_names):
+            print_log(f'tracking evaluation [{index}/{passes}]: no ground truth in {city}; its per-city figures '
+                      f'are skipped', logger='current', level=logging.WARNING)
+            continue
+        summary = _run_devkit(config, result_path, eval_set, osp.join(output_dir, city), nusc, city_tokens,
+                              render_curves, verbose, f'the {city} samples of {eval_set!r}', f'{index}/{passes}')
+        metrics.update(_flatten(summary, config.tracking_names, prefix=f'{city}/'))
     return metrics

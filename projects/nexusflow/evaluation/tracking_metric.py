@@ -14,7 +14,8 @@ from mmengine.logging import print_log
 
 from mmdet3d.registry import METRICS
 from ..core.frames import lidar2global_of
-from .result_utils import evaluation_dir, get_meta, unique_by_token
+from .result_utils import dataset_setting, evaluation_dir, get_meta, unique_by_token
+from .tables import TRACKING_COLUMNS, class_table, log_tables, scope_table
 from .tracking_eval import evaluate_tracking_results, load_tracking_config
 from .tracking_format import TRACKING_RESULT_META, sample_tracking_boxes
 
@@ -97,23 +98,33 @@ def _to_numpy(values, dtype) -> np.ndarray:
 
 @METRICS.register_module('NexusFlowNuScenesTrackingMetric')
 class NuScenesTrackingMetric(BaseMetric):
-    """nuScenes tracking metric: the devkit ``TrackingEval`` on the whole split and on each city.
+    """nuScenes tracking metric: the devkit ``TrackingEval`` on the whole split and, with ``per_city``, on each city.
+
+    ``data_root``, ``ann_file`` and ``version`` default to the evaluated dataset's (``dataset_meta``, see
+    ``result_utils.dataset_setting``), so a config's evaluator needs none of them. Each devkit pass is logged with
+    its sample count and duration, and the figures are logged as tables (overall and per city; AMOTA per class) at
+    the end of the evaluation.
 
     Args:
-        data_root: nuScenes root (holds ``<version>/``; custom versions also ``<version>/splits.json``).
+        data_root: nuScenes root (holds ``<version>/``; custom versions also ``<version>/splits.json``); None -> the
+            dataset's.
         ann_file: info pkl of the evaluated split; read only to find the eval_set when ``eval_set`` is None
-            (see ``resolve_eval_set``).
-        version: nuScenes version, e.g. ``'v1.0-trainval'``, ``'v1.0-mini'``, ``'v1.0-synth'``.
+            (see ``resolve_eval_set``); None -> the dataset's.
+        version: nuScenes version, e.g. ``'v1.0-trainval'``, ``'v1.0-mini'``, ``'v1.0-synth'``; None -> the
+            dataset's (its info pkl's metainfo).
         eval_set: devkit split (``'val'``, ``'mini_val'``, ``'synth_val'``, ...); None -> ``resolve_eval_set``.
         eval_config: devkit tracking config name or json path.
         output_dir: folder for ``results_nusc_tracking.json`` and the devkit's ``metrics_summary.json``,
             ``metrics_details.json``, ``plots/`` (per city in ``<city>/``). None -> ``tracking_eval/`` next to the
             runner's log file (``<work_dir>/<timestamp>/tracking_eval``), or a temporary folder that is removed
             after the evaluation when no log file exists. Each evaluation overwrites the previous one.
-        per_city: also report every figure per city (``boston/amota``, ``singapore/amota``, ...).
+        per_city: also report every figure per city (``boston/amota``, ``singapore/amota``, ...). Cost: one more
+            devkit pass per city over that city's samples, together about as long as the overall pass (the
+            evaluation takes about twice as long). The devkit cannot split one pass by city: it picks each class's
+            recall thresholds from the scores of all evaluated samples, so per-city figures need their own pass.
         render_curves: let the devkit draw its PDF curves (slow).
         format_only: only write the result json (e.g. for the test server) and return ``{}``.
-        verbose: print the devkit's progress.
+        verbose: print the devkit's own progress (per class and recall threshold) besides the logged lines.
         collect_device: ``'cpu'`` or ``'gpu'``, how mmengine gathers the results of the ranks.
         prefix: prefix of the metric names; None -> ``'track'``.
 
@@ -123,9 +134,9 @@ class NuScenesTrackingMetric(BaseMetric):
     default_prefix = 'track'
 
     def __init__(self,
-                 data_root: str,
+                 data_root: Optional[str] = None,
                  ann_file: Optional[str] = None,
-                 version: str = 'v1.0-trainval',
+                 version: Optional[str] = None,
                  eval_set: Optional[str] = None,
                  eval_config: str = 'tracking_nips_2019',
                  output_dir: Optional[str] = None,
@@ -186,7 +197,11 @@ class NuScenesTrackingMetric(BaseMetric):
             print_log(f'tracking results of {len(submission["results"])} samples written to {result_path}',
                       logger='current')
             return {}
-        eval_set = resolve_eval_set(self.version, self.eval_set, self.ann_file)
-        return evaluate_tracking_results(result_path, self.data_root, self.version, eval_set, output_dir,
-                                         eval_config=self.eval_config, per_city=self.per_city,
-                                         render_curves=self.render_curves, verbose=self.verbose)
+        data_root, version = dataset_setting(self, 'data_root'), dataset_setting(self, 'version')
+        eval_set = resolve_eval_set(version, self.eval_set, dataset_setting(self, 'ann_file', required=False))
+        metrics = evaluate_tracking_results(result_path, data_root, version, eval_set,
+                                            output_dir, eval_config=self.eval_config, per_city=self.per_city,
+                                            render_curves=self.render_curves, verbose=self.verbose)
+        log_tables(scope_table(f'tracking ({version} {eval_set})', metrics, TRACKING_COLUMNS),
+                   class_table('tracking AMOTA per class', metrics, '_amota'))
+        return metrics

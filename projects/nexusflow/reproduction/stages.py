@@ -49,10 +49,10 @@ def data_ready(spec: DataSpec) -> bool:
 
 
 def data_options(root: str, config: str) -> Dict[str, str]:
-    """``--cfg-options`` that point every loader and metric of ``config`` at the synthetic set in ``root``.
+    """``--cfg-options`` that point every loader of ``config`` at the synthetic set in ``root``.
 
-    Found in the config itself: the (possibly wrapped) datasets of the three dataloaders and every evaluator entry
-    with a ``data_root`` / ``ann_file`` (metrics read the val info pkl).
+    Found in the config itself: the (possibly wrapped) datasets of the three dataloaders. The metrics need no
+    option: they read the root and the info file of the dataset they evaluate (``dataset_meta``).
     """
     root = root.rstrip('/') + '/'
     cfg = Config.fromfile(config)
@@ -63,14 +63,6 @@ def data_options(root: str, config: str) -> Dict[str, str]:
             key, dataset = key + '.dataset', dataset['dataset']
         if isinstance(dataset, dict) and 'data_root' in dataset:
             options[f'{key}.data_root'] = root
-    for name in ('val_evaluator', 'test_evaluator'):
-        evaluators = cfg.get(name, [])
-        for index, metric in enumerate(evaluators if isinstance(evaluators, (list, tuple)) else [evaluators]):
-            prefix = f'{name}.{index}' if isinstance(evaluators, (list, tuple)) else name
-            if 'data_root' in metric:
-                options[f'{prefix}.data_root'] = root
-            if metric.get('ann_file'):
-                options[f'{prefix}.ann_file'] = root + 'nuscenes_infos_temporal_val.pkl'
     return options
 
 

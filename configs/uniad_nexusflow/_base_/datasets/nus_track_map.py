@@ -2,8 +2,11 @@
 # over +-51.2 m. Prepare it with:
 #   python tools/create_data.py nuscenes --root-path data/nuscenes --version v1.0-trainval \
 #       --out-dir data/nuscenes --canbus data/nuscenes
+# The data root comes from one place: the environment variable DATA_ROOT when set (mmengine substitutes it when the
+# file is parsed), else data/nuscenes/: `DATA_ROOT=/path/to/nuscenes python tools/train.py CONFIG` moves every
+# loader, and the metrics follow the test dataset (they read its root and info file from dataset_meta).
 dataset_type = 'NexusFlowNuScenesTrackMapDataset'
-data_root = 'data/nuscenes/'
+data_root = '{{$DATA_ROOT:data/nuscenes/}}'
 version = 'v1.0-trainval'
 train_ann_file = 'nuscenes_infos_temporal_train.pkl'  # relative to data_root
 val_ann_file = 'nuscenes_infos_temporal_val.pkl'
@@ -49,11 +52,11 @@ val_dataloader = dict(
                  pipeline=test_pipeline, test_mode=True, metainfo=dict(classes=class_names)))
 test_dataloader = val_dataloader
 
+# data_root, ann_file and version of the metrics: the test dataset's. per_city=True adds a devkit tracking pass per
+# city (Boston, Singapore; together as long as the overall pass) for the track/<city>/... figures.
 val_evaluator = [
-    dict(type='NexusFlowNuScenesTrackingMetric', data_root=data_root, ann_file=data_root + val_ann_file,
-         version=version),
-    dict(type='NexusFlowNuScenesDetectionMetric', data_root=data_root, ann_file=data_root + val_ann_file,
-         version=version),
-    dict(type='NexusFlowMapIoUMetric'),
+    dict(type='NexusFlowNuScenesTrackingMetric', per_city=True),
+    dict(type='NexusFlowNuScenesDetectionMetric'),
+    dict(type='NexusFlowMapIoUMetric', per_city=True),
 ]
 test_evaluator = val_evaluator

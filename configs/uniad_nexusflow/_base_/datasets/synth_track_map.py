@@ -2,9 +2,10 @@
 # clips of 3 frames, 50x50 map canvas over +-51.2 m. Create it with:
 #   python tools/create_data.py synthetic --out-dir data/nuscenes-synth --scenes-per-city 4 \
 #       --samples-per-scene 10 --with-infos
+# DATA_ROOT=<folder> moves it (see nus_track_map.py).
 _base_ = ['./nus_track_map.py']
 
-data_root = 'data/nuscenes-synth/'
+data_root = '{{$DATA_ROOT:data/nuscenes-synth/}}'
 version = 'v1.0-synth'
 train_ann_file = 'nuscenes_infos_temporal_train.pkl'  # relative to data_root
 val_ann_file = 'nuscenes_infos_temporal_val.pkl'
@@ -33,11 +34,3 @@ val_dataloader = dict(
     num_workers=1,
     dataset=dict(data_root=data_root, ann_file=val_ann_file, version=version, pipeline=test_pipeline))
 test_dataloader = val_dataloader
-val_evaluator = [
-    dict(type='NexusFlowNuScenesTrackingMetric', data_root=data_root, ann_file=data_root + val_ann_file,
-         version=version),
-    dict(type='NexusFlowNuScenesDetectionMetric', data_root=data_root, ann_file=data_root + val_ann_file,
-         version=version),
-    dict(type='NexusFlowMapIoUMetric'),
-]
-test_evaluator = val_evaluator
