@@ -168,8 +168,10 @@ def test_test_tool_draws_dumps_and_logs_images_to_tensorboard(setup, tmp_path):
                                       cv2.imread(str(redrawn / path.parent.name / path.name)))
     assert sorted(p.name for p in redrawn.iterdir() if p.is_file()) == [f'{scene}.mp4' for scene in scenes]
 
+    # no --show-dir: the drawings go to the vis_backends. A fresh visualiser name: mmengine returns an existing
+    # instance of the same name (with its save_dir) to a second runner in the same process.
     tool.main(common[:2] + ['--work-dir', str(tmp_path / 'backends')] + common[2:]
-              + ['default_hooks.visualization.draw=True'])  # no --show-dir: the drawings go to the vis_backends
+              + ['default_hooks.visualization.draw=True', 'visualizer.name=backends_run'])
     (vis_data, ) = (tmp_path / 'backends').glob('*/vis_data')
     assert len(list((vis_data / 'vis_image').glob('test sample_*.png'))) == 6
     events = event_accumulator.EventAccumulator(str(vis_data), size_guidance={event_accumulator.IMAGES: 0})
