@@ -1,5 +1,5 @@
-"""Layering: ``core`` imports no sibling package; the baseline imports neither the plug-ins nor the engine / analysis
-leaves; the plug-ins and NYUv2 import no leaf.
+"""Layering: ``core`` imports no sibling package; the baseline imports neither the plug-ins nor the engine /
+analysis / visualization leaves; the plug-ins and NYUv2 import no leaf.
 
 The imports run in one fresh interpreter, layer by layer from the bottom, recording what each adds, so that nothing
 the test session imported hides a dependency. mmdet and mmdet3d themselves load matplotlib and sklearn, so the
@@ -18,7 +18,7 @@ UNIAD_THIRD_PARTY = ['numpy', 'scipy.optimize', 'torch', 'mmengine.model', 'mmen
                      'mmcv.cnn.bricks.transformer', 'mmdet.models.layers', 'mmdet.models.task_modules.assigners',
                      'mmdet.structures.bbox', 'mmdet.utils', 'mmdet3d.registry', 'mmdet3d.structures']
 LAYERS = ['core', 'models.uniad', 'models.nexusflow', 'models.psmtl', 'nyuv2']  # bottom first
-LEAVES = [f'{PLUGIN}.engine', f'{PLUGIN}.analysis']
+LEAVES = [f'{PLUGIN}.engine', f'{PLUGIN}.analysis', f'{PLUGIN}.visualization']
 SCRIPT = """
 import importlib, json, sys
 for name in {third_party!r}:
@@ -43,7 +43,7 @@ def test_layers_import_only_what_lies_below():
                          check=True).stdout
     added = json.loads(out.strip().splitlines()[-1])
 
-    siblings = ('models', 'datasets', 'evaluation', 'engine', 'analysis', 'nyuv2')
+    siblings = ('models', 'datasets', 'evaluation', 'engine', 'analysis', 'nyuv2', 'visualization')
     core_bad = forbidden(added['core'], [f'{PLUGIN}.{name}' for name in siblings])
     assert f'{PLUGIN}.core.taps' in added['core'] and not core_bad, f'core loaded {core_bad}'
 

@@ -82,7 +82,8 @@ def parse_taps(texts: list, model) -> dict:
 def build_runner(args):
     """The tools/test.py config (batch size 1, optional --ann-file) and its Runner with the checkpoint loaded."""
     cfg = build_config(argparse.Namespace(config=args.config, checkpoint=args.checkpoint, work_dir=args.work_dir,
-                                          cfg_options=args.cfg_options, launcher='none', show_dir=None))
+                                          cfg_options=args.cfg_options, launcher='none', show=False,
+                                          show_dir=None, out=None))
     cfg.test_dataloader.batch_size = 1  # sequential inference; query sets unpadded (see FeatureProbe.pooled)
     if args.ann_file is not None:
         cfg.test_dataloader.dataset.ann_file = args.ann_file

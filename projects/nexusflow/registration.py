@@ -1,6 +1,6 @@
-"""Import every part of the plugin, registering its datasets, transforms, models, metrics and hooks in mmdet3d.
+"""Import every part of the plugin, registering its datasets, transforms, models, metrics, hooks and visualiser.
 
 Configs load it through ``custom_imports=dict(imports=['projects.nexusflow.registration'])``.
 """
-from . import analysis, core, datasets, engine, evaluation, nyuv2  # noqa: F401
+from . import analysis, core, datasets, engine, evaluation, nyuv2, visualization  # noqa: F401
 from .models import layers, nexusflow, ops, psmtl, uniad  # noqa: F401

@@ -155,5 +155,10 @@ def test_frame_record_reads_samples_and_dicts_alike_and_renders():
     empty = frame_record(make_sample(with_preds=False))
     assert empty.pred_boxes.shape == (0, 9) and empty.pred_masks is None
     assert render_frame(empty, record_grid(empty, PC_RANGE, scale=4)).shape == (222, 404, 3)
+    pred_only = render_frame(record, grid, draw_gt=False)  # one panel: the right half of the pair
+    assert pred_only.shape == (222, 200, 3)
+    np.testing.assert_array_equal(pred_only[:200], render_frame(record, grid)[:200, 204:])
+    with pytest.raises(ValueError, match='nothing to draw'):
+        render_frame(record, grid, draw_gt=False, draw_pred=False)
     with pytest.raises(KeyError, match='token'):
         frame_record({'pred_map': {}})

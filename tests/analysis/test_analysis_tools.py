@@ -17,6 +17,8 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 
+from tensorboard.backend.event_processing import event_accumulator
+
 from mmdet3d.registry import MODELS
 from projects.nexusflow.analysis import subset_mmd
 
@@ -119,7 +121,10 @@ def test_visualize_model_then_results_dump(setup):
     options = setup.options + ['model.track_head.tracker.score_thresh=0.0',
                                'model.track_head.tracker.filter_score_thresh=0.0']  # random weights: keep tracks
     assert tool.main(['model', BASELINE_CFG, setup.baseline, '--out-dir', str(out_model)] + options) == 6
-    assert tool.main(['results', str(out_model / 'results.pkl'), '--out-dir', str(out_dump)]) == 6
+    assert tool.main(['results', str(out_model / 'results.pkl'), '--out-dir', str(out_dump), '--video']) == 6
+    scenes = sorted(p.name for p in out_dump.iterdir() if p.is_dir())
+    assert len(scenes) == 2 and sorted(p.name for p in out_dump.iterdir() if p.is_file()) == [
+        f'{scene}.mp4' for scene in scenes]  # one video per scene
     pngs = sorted(p.relative_to(out_model) for p in out_model.rglob('*.png'))
     assert len(pngs) == 6 and pngs == sorted(p.relative_to(out_dump) for p in out_dump.rglob('*.png'))
     assert [p.name[:4] for p in pngs] == ['000_', '001_', '002_'] * 2
@@ -136,3 +141,39 @@ def test_visualize_model_then_results_dump(setup):
     assert not os.path.exists(setup.root / 'missing.pkl')
     with pytest.raises(FileNotFoundError, match='results file'):
         tool.main(['results', str(setup.root / 'missing.pkl'), '--out-dir', str(no_cams)])
+
+
+@pytest.mark.slow
+def test_test_tool_draws_dumps_and_logs_images_to_tensorboard(setup, tmp_path):
+    """tools/test.py --show-dir --score-thr --out with an evaluator list; the drawings reach TensorBoard."""
+    config = tmp_path / 'map_only.py'  # the tracking / detection metrics need the devkit tables: the map metric only
+    config.write_text(f"_base_ = [{BASELINE_CFG!r}]\ntest_evaluator = [dict(type='NexusFlowMapIoUMetric')]\n")
+    tool = load_tool('test')
+    keep_tracks = ['model.track_head.tracker.score_thresh=0.0', 'model.track_head.tracker.filter_score_thresh=0.0']
+    common = [str(config), setup.baseline] + setup.options[2:] + keep_tracks
+    metrics = tool.main(common[:2] + ['--work-dir', str(tmp_path / 'files'), '--show-dir', 'vis', '--score-thr',
+                                      '0.3', '--out', str(tmp_path / 'r.pkl')] + common[2:])
+    assert any(key.endswith('lanes_iou') for key in metrics)  # the configured metric ran next to the dump
+    drawn = sorted((tmp_path / 'files').glob('*/vis/*/*.png'))
+    scenes = sorted({p.parent.name for p in drawn})
+    assert len(drawn) == 6 and len(scenes) == 2
+    with open(tmp_path / 'r.pkl', 'rb') as f:
+        assert len(pickle.load(f)) == 6
+    redrawn = tmp_path / 'redrawn'
+    vis = load_tool('visualize')
+    assert vis.main(['results', str(tmp_path / 'r.pkl'), '--out-dir', str(redrawn), '--score-thr', '0.3',
+                     '--video']) == 6
+    for path in drawn:  # the test run (batch images) and the dump (files re-read) draw the same pixels
+        np.testing.assert_array_equal(cv2.imread(str(path)),
+                                      cv2.imread(str(redrawn / path.parent.name / path.name)))
+    assert sorted(p.name for p in redrawn.iterdir() if p.is_file()) == [f'{scene}.mp4' for scene in scenes]
+
+    # no --show-dir: the drawings go to the vis_backends. A fresh visualiser name: mmengine returns an existing
+    # instance of the same name (with its save_dir) to a second runner in the same process.
+    tool.main(common[:2] + ['--work-dir', str(tmp_path / 'backends')] + common[2:]
+              + ['default_hooks.visualization.draw=True', 'visualizer.name=backends_run'])
+    (vis_data, ) = (tmp_path / 'backends').glob('*/vis_data')
+    assert len(list((vis_data / 'vis_image').glob('test sample_*.png'))) == 6
+    events = event_accumulator.EventAccumulator(str(vis_data), size_guidance={event_accumulator.IMAGES: 0})
+    events.Reload()
+    assert [image.step for image in events.Images('test sample')] == [1, 2, 3, 4, 5, 6]

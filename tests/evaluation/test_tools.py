@@ -29,7 +29,8 @@ def config_file(tmp_path):
                     "train_dataloader = dict(batch_size=2, dataset=dict(type='ToySceneDataset'))\n"
                     "optim_wrapper = dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=2e-4))\n"
                     "auto_scale_lr = dict(enable=False, base_batch_size=8)\n"
-                    "default_hooks = dict(visualization=dict(type='Det3DVisualizationHook'))\n")
+                    "default_hooks = dict(visualization=dict(type='Det3DVisualizationHook'))\n"
+                    "visualizer = dict(type='NexusFlowTrackMapLocalVisualizer', name='visualizer')\n")
     return str(path)
 
 
@@ -78,9 +79,9 @@ def test_test_config_overrides_and_errors(config_file, tmp_path):
     cfg = test.build_config(test.parse_args([config_file, str(ckpt), '--show-dir', 'vis', '--cfg-options',
                                              'model.type=Other']))
     assert cfg.load_from == str(ckpt) and cfg.model.type == 'Other'
-    # --show-dir switches on the plugin's TrackMapVisualizationHook (added to custom_hooks) writing into 'vis'
-    hooks = [hook for hook in cfg.custom_hooks if hook['type'] == 'NexusFlowTrackMapVisualizationHook']
-    assert len(hooks) == 1 and hooks[0]['draw'] is True and hooks[0]['test_out_dir'] == 'vis'
+    # --show-dir switches on the config's default_hooks.visualization (as mmdet3d's tools/test.py), writing into 'vis'
+    assert cfg.default_hooks.visualization == dict(type='Det3DVisualizationHook', draw=True, test_out_dir='vis',
+                                                   score_thr=0.1, vis_task='multi-view_det')
     with pytest.raises(FileNotFoundError, match='checkpoint .*missing.pth does not exist'):
         test.build_config(test.parse_args([config_file, str(tmp_path / 'missing.pth')]))
 

@@ -7,7 +7,9 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='NexusFlowAtomicCheckpointHook', interval=1, max_keep_ckpts=3),  # atomic writes (engine/)
-    sampler_seed=dict(type='DistSamplerSeedHook'))
+    sampler_seed=dict(type='DistSamplerSeedHook'),
+    # drawing (off): tools/test.py --show / --show-dir switch it on (engine/visualization_hook.py)
+    visualization=dict(type='NexusFlowTrackMapVisualizationHook', draw=False))
 
 env_cfg = dict(
     cudnn_benchmark=False,
@@ -15,7 +17,8 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'))
 
 vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
-visualizer = dict(type='Visualizer', vis_backends=vis_backends, name='visualizer')
+# scalars and drawings go to every backend; BEV drawings: projects/nexusflow/visualization/
+visualizer = dict(type='NexusFlowTrackMapLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
 log_level = 'INFO'
 load_from = None

@@ -1,7 +1,8 @@
-"""One PNG per test frame: GT vs predicted BEV (boxes with track ids, map masks) and optional camera projections.
+"""One image per test frame: GT vs predicted BEV (boxes with track ids, map masks) and optional camera projections.
 
-Input is a predicted ``Det3DDataSample`` (the test loop's output, used by ``TrackMapVisualizationHook``) or its
-``to_dict()`` form (what ``mmengine``'s ``DumpResults`` metric pickles, read by ``tools/visualize.py``). Layout:
+Input is a predicted ``Det3DDataSample`` (the test loop's output, drawn by ``TrackMapLocalVisualizer``) or its
+``to_dict()`` form (what ``mmengine``'s ``DumpResults`` metric pickles, read by ``tools/visualize.py results``).
+Layout:
 
 - left panel "GT": GT map (union of the GT instance masks per class) and GT boxes coloured by instance id;
 - right panel "prediction": predicted map masks, GT footprints in grey, predicted boxes coloured by track id
@@ -168,17 +169,19 @@ def draw_camera_boxes(img: np.ndarray, boxes: np.ndarray, lidar2img: np.ndarray,
     return img
 
 
-def _camera_mosaic(record: FrameRecord, images: Sequence[np.ndarray], width: int) -> np.ndarray:
-    """The camera images with projected boxes, 3 per row, scaled to ``width`` pixels."""
+def _camera_mosaic(record: FrameRecord, images: Sequence[np.ndarray], width: int, draw_gt: bool = True,
+                   draw_pred: bool = True) -> np.ndarray:
+    """The camera images with projected boxes (GT white, predictions in track colour), 3 per row, ``width`` wide."""
     drawn = []
     for index, img in enumerate(images):
         img = np.ascontiguousarray(img).copy()
         if record.lidar2img is not None and index < len(record.lidar2img):
-            draw_camera_boxes(img, record.gt_boxes, record.lidar2img[index], [GT_COLOUR] * len(record.gt_boxes))
-            draw_camera_boxes(img, record.pred_boxes, record.lidar2img[index],
-                              [track_colour(i) for i in record.pred_ids], thickness=2)
+            if draw_gt:
+                draw_camera_boxes(img, record.gt_boxes, record.lidar2img[index], [GT_COLOUR] * len(record.gt_boxes))
+            if draw_pred:
+                draw_camera_boxes(img, record.pred_boxes, record.lidar2img[index],
+                                  [track_colour(i) for i in record.pred_ids], thickness=2)
         drawn.append(img)
-    height, img_width = drawn[0].shape[:2]
     drawn += [np.zeros_like(drawn[0])] * (-len(drawn) % 3)
     rows = [np.concatenate(drawn[start:start + 3], axis=1) for start in range(0, len(drawn), 3)]
     mosaic = np.concatenate(rows, axis=0)
@@ -187,8 +190,8 @@ def _camera_mosaic(record: FrameRecord, images: Sequence[np.ndarray], width: int
 
 
 def render_frame(record: FrameRecord, grid: BEVGrid, images: Optional[Sequence[np.ndarray]] = None,
-                 forward_up: bool = True) -> np.ndarray:
-    """The frame's PNG image: GT panel | prediction panel, legend, optional camera mosaic.
+                 forward_up: bool = True, draw_gt: bool = True, draw_pred: bool = True) -> np.ndarray:
+    """The frame's image: GT panel | prediction panel, legend, optional camera mosaic.
 
     Args:
         record (FrameRecord): the frame.
@@ -196,23 +199,34 @@ def render_frame(record: FrameRecord, grid: BEVGrid, images: Optional[Sequence[n
         images (Sequence[np.ndarray], optional): ``N`` ``[H, W, 3]`` uint8 BGR camera images matching
             ``record.lidar2img`` (``None``: no camera view).
         forward_up (bool): LiDAR ``+y`` up in the BEV panels (see :func:`~.bev_render.render_bev_panel`).
+        draw_gt (bool): draw the GT panel (and the GT boxes in the cameras).
+        draw_pred (bool): draw the prediction panel (and the predicted boxes in the cameras).
 
     Returns:
-        np.ndarray: ``[rows, 2 * H * s + 4, 3]`` uint8 BGR image.
+        np.ndarray: ``[rows, P * H * s + 4 * (P - 1), 3]`` uint8 BGR image, ``P`` = number of panels (1 or 2).
+
+    Raises:
+        ValueError: both ``draw_gt`` and ``draw_pred`` are off.
     """
-    gt_colours = [track_colour(i) for i in record.gt_ids]
-    pred_colours = [track_colour(i) for i in record.pred_ids]
-    gt_panel = render_bev_panel(grid, record.gt_masks, [(record.gt_boxes, gt_colours, 1)],
-                                title=f'GT {record.scene_name} #{record.frame_idx}', forward_up=forward_up)
-    pred_panel = render_bev_panel(
-        grid, record.pred_masks,
-        [(record.gt_boxes, [GT_FOOTPRINT_COLOUR] * len(record.gt_boxes), 1), (record.pred_boxes, pred_colours, 2)],
-        labels=(record.pred_boxes, [str(i) for i in record.pred_ids], pred_colours),
-        title=f'prediction ({len(record.pred_boxes)} tracks)', forward_up=forward_up)
-    out = stack_panels([gt_panel, pred_panel])
+    if not (draw_gt or draw_pred):
+        raise ValueError('nothing to draw: draw_gt and draw_pred are both False')
+    panels = []
+    if draw_gt:
+        panels.append(render_bev_panel(grid, record.gt_masks,
+                                       [(record.gt_boxes, [track_colour(i) for i in record.gt_ids], 1)],
+                                       title=f'GT {record.scene_name} #{record.frame_idx}', forward_up=forward_up))
+    if draw_pred:
+        pred_colours = [track_colour(i) for i in record.pred_ids]
+        panels.append(render_bev_panel(
+            grid, record.pred_masks,
+            [(record.gt_boxes, [GT_FOOTPRINT_COLOUR] * len(record.gt_boxes), 1),
+             (record.pred_boxes, pred_colours, 2)],
+            labels=(record.pred_boxes, [str(i) for i in record.pred_ids], pred_colours),
+            title=f'prediction ({len(record.pred_boxes)} tracks)', forward_up=forward_up))
+    out = stack_panels(panels)
     parts = [out, legend_strip(out.shape[1])]
     if images:
-        parts.append(_camera_mosaic(record, images, out.shape[1]))
+        parts.append(_camera_mosaic(record, images, out.shape[1], draw_gt, draw_pred))
     return np.concatenate(parts, axis=0)
 
 

@@ -1,82 +1,101 @@
-"""``TrackMapVisualizationHook``: one PNG per test frame with GT vs predicted tracks and map (``--show-dir``).
+"""``TrackMapVisualizationHook``: mmdet3d's ``Det3DVisualizationHook`` for tracking + mapping samples.
 
-``tools/test.py CONFIG CKPT --show-dir DIR`` adds this hook with ``draw=True``; in a config::
+The runtime base carries it switched off, next to the visualiser it draws through::
 
-    custom_hooks = [dict(type='NexusFlowTrackMapVisualizationHook', draw=True, test_out_dir='vis',
-                         point_cloud_range=point_cloud_range)]
+    default_hooks = dict(visualization=dict(type='NexusFlowTrackMapVisualizationHook', draw=False))
+    visualizer = dict(type='NexusFlowTrackMapLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 
-Each frame is drawn by :func:`projects.nexusflow.analysis.frame_render.render_frame` (the same drawing as
-``tools/visualize.py``) into ``<test_out_dir>/<scene_name>/<frame_idx:03d>_<token>.png``; a relative
-``test_out_dir`` lies under the run's log folder ``<work_dir>/<timestamp>/``. The camera view uses the batch's
-uint8 images (as loaded, BGR), so no file is read twice.
+``tools/test.py CONFIG CKPT --show-dir DIR --score-thr 0.3`` (or ``--show``) switches it on as mmdet3d's
+``tools/test.py`` does (:func:`enable_visualization`). With ``draw=True`` it hands each predicted sample to the
+runner's ``TrackMapLocalVisualizer.add_datasample``:
+
+- test, every sample: with ``test_out_dir`` into ``<test_out_dir>/<scene_name>/<frame_idx:03d>_<token>.png`` (a
+  relative ``test_out_dir`` lies in the run's folder ``<work_dir>/<timestamp>/``); with ``show`` in a window;
+  otherwise to every configured ``vis_backends`` entry (name ``'test sample'``, step = running sample index);
+- validation: the first sample of every ``interval``-th batch to the backends (``'val sample'``, step = iteration).
+
+What differs from mmdet3d's hook (why it is overridden, not configured): the camera images are the batch's, as
+loaded and resized by the pipeline, instead of the files read again at full size; a test image is named by scene and
+frame (mmdet3d names it after the first camera's file); the output folder is resolved once before the test (mmdet3d
+joins it onto itself at every iteration).
 """
-import os
 import os.path as osp
 from typing import Optional, Sequence
 
-import cv2
 import numpy as np
 from mmengine.config import Config
-from mmengine.hooks import Hook
+from mmengine.utils import mkdir_or_exist
 
+from mmdet3d.engine.hooks import Det3DVisualizationHook
 from mmdet3d.registry import HOOKS
-from ..analysis.frame_render import frame_filename, frame_record, record_grid, render_frame
+from ..analysis.frame_render import frame_filename, frame_record
+from ..visualization import TrackMapLocalVisualizer, check_vis_task
 
-__all__ = ['TrackMapVisualizationHook', 'enable_visualization']
+__all__ = ['NexusFlowTrackMapVisualizationHook', 'enable_visualization']
 
-DEFAULT_PC_RANGE = (-51.2, -51.2, -5.0, 51.2, 51.2, 3.0)
+VISUALIZER_TYPES = ('NexusFlowTrackMapLocalVisualizer', TrackMapLocalVisualizer)
 
 
 @HOOKS.register_module('NexusFlowTrackMapVisualizationHook')
-class TrackMapVisualizationHook(Hook):
-    """Draw every ``interval``-th test batch: BEV GT vs prediction (boxes with track ids, map masks), cameras.
+class TrackMapVisualizationHook(Det3DVisualizationHook):
+    """Draw predicted tracks and map masks against GT through the runner's ``TrackMapLocalVisualizer``.
 
     Args:
         draw (bool): draw at all (off by default, so a config can carry the hook at no cost).
-        test_out_dir (str): output folder; relative paths are resolved under ``runner.log_dir``.
-        interval (int): draw every ``interval``-th test batch (``1`` = every frame).
-        point_cloud_range (Sequence[float]): ``(x_min, y_min, z_min, x_max, y_max, z_max)`` of the BEV grid,
-            metres, LiDAR frame (the dataset's ``point_cloud_range``).
-        scale (int): pixels per BEV cell in the PNG.
-        canvas_size (Sequence[int], optional): ``(H, W)`` cells of the BEV grid; default the shape of the
-            samples' map masks.
+        interval (int): during validation, draw the first sample of every ``interval``-th iteration.
         score_thr (float): draw predicted boxes with score ``>=`` this, in ``[0, 1]``.
-        show_cameras (bool): add the camera images with the projected boxes.
-        forward_up (bool): draw LiDAR ``+y`` up (``False``: the contract orientation, row ``i`` <-> ``y``).
+        show (bool): display each drawing in a window (the backends then receive nothing, as in mmdet3d).
+        vis_task (str): ``'multi-view_det'`` (BEV and cameras) or ``'lidar_det'`` (BEV only).
+        wait_time (float): seconds each shown drawing stays (0: until a key is pressed).
+        test_out_dir (str, optional): folder of the test drawings instead of the backends (relative: under
+            ``runner.log_dir``).
+        draw_gt (bool): draw the GT panel; draw_pred (bool): draw the prediction panel.
     """
 
-    priority = 'NORMAL'
-
-    def __init__(self, draw: bool = False, test_out_dir: str = 'vis', interval: int = 1,
-                 point_cloud_range: Sequence[float] = DEFAULT_PC_RANGE, scale: int = 8,
-                 canvas_size: Optional[Sequence[int]] = None, score_thr: float = 0.0, show_cameras: bool = True,
-                 forward_up: bool = True) -> None:
+    def __init__(self, draw: bool = False, interval: int = 50, score_thr: float = 0.3, show: bool = False,
+                 vis_task: str = 'multi-view_det', wait_time: float = 0., test_out_dir: Optional[str] = None,
+                 draw_gt: bool = True, draw_pred: bool = True) -> None:
+        check_vis_task(vis_task)
         if interval < 1:
             raise ValueError(f'interval must be >= 1, got {interval}')
-        if len(point_cloud_range) != 6:
-            raise ValueError(f'point_cloud_range must have 6 values, got {point_cloud_range}')
-        self.draw = draw
-        self.test_out_dir = test_out_dir
-        self.interval = interval
-        self.point_cloud_range = tuple(float(v) for v in point_cloud_range)
-        self.scale = scale
-        self.canvas_size = canvas_size
-        self.score_thr = score_thr
-        self.show_cameras = show_cameras
-        self.forward_up = forward_up
+        super().__init__(draw=draw, interval=interval, score_thr=score_thr, show=show, vis_task=vis_task,
+                         wait_time=wait_time, test_out_dir=test_out_dir, draw_gt=draw_gt, draw_pred=draw_pred)
         self.out_dir: Optional[str] = None
 
+    def _check_visualizer(self) -> None:
+        if not isinstance(self._visualizer, TrackMapLocalVisualizer):
+            raise TypeError(f'TrackMapVisualizationHook draws through a TrackMapLocalVisualizer, but the runner\'s '
+                            f'visualizer is a {type(self._visualizer).__name__}; set visualizer = '
+                            "dict(type='NexusFlowTrackMapLocalVisualizer', vis_backends=..., name='visualizer') in the config "
+                            '(configs/uniad_nexusflow/_base_/default_runtime.py does)')
+
+    def before_val(self, runner) -> None:
+        """Check the visualiser before the first drawing."""
+        if self.draw:
+            self._check_visualizer()
+
     def before_test(self, runner) -> None:
-        """Resolve and create the output folder."""
+        """Check the visualiser; resolve and create ``test_out_dir``."""
         if not self.draw:
             return
-        out_dir = self.test_out_dir
-        self.out_dir = out_dir if osp.isabs(out_dir) else osp.join(runner.log_dir, out_dir)
-        os.makedirs(self.out_dir, exist_ok=True)
+        self._check_visualizer()
+        if self.test_out_dir is not None:
+            out_dir = self.test_out_dir
+            self.out_dir = out_dir if osp.isabs(out_dir) else osp.join(runner.log_dir, out_dir)
+            mkdir_or_exist(self.out_dir)
 
-    def after_test_iter(self, runner, batch_idx: int, data_batch: Optional[dict] = None,
-                        outputs: Optional[Sequence] = None) -> None:
-        """Write one PNG per predicted sample of the batch.
+    def after_val_iter(self, runner, batch_idx: int, data_batch: dict, outputs: Sequence) -> None:
+        """Draw ``outputs[0]`` to the backends every ``interval`` iterations (step ``runner.iter + batch_idx``)."""
+        step = runner.iter + batch_idx
+        if not self.draw or not outputs or step % self.interval:
+            return
+        self._visualizer.add_datasample(
+            'val sample', self._data_input(data_batch, 0), data_sample=outputs[0], draw_gt=self.draw_gt,
+            draw_pred=self.draw_pred, show=self.show, wait_time=self.wait_time, vis_task=self.vis_task,
+            pred_score_thr=self.score_thr, step=step)
+
+    def after_test_iter(self, runner, batch_idx: int, data_batch: dict, outputs: Sequence) -> None:
+        """Draw every predicted sample of the batch.
 
         Args:
             runner: the mmengine runner.
@@ -84,47 +103,66 @@ class TrackMapVisualizationHook(Hook):
             data_batch (dict): ``clip_collate`` output, ``inputs['img']`` = ``B`` uint8 ``[Q, N, 3, H, W]`` (BGR).
             outputs (Sequence[Det3DDataSample]): ``B`` predicted samples (the last frame of each clip).
         """
-        if not self.draw or batch_idx % self.interval or not outputs:
+        if not self.draw:
             return
         for index, sample in enumerate(outputs):
-            record = frame_record(sample, score_thr=self.score_thr)
-            images = self._images(data_batch, index) if self.show_cameras else None
-            grid = record_grid(record, self.point_cloud_range, self.scale, self.canvas_size)
-            path = osp.join(self.out_dir, frame_filename(record))
-            os.makedirs(osp.dirname(path), exist_ok=True)
-            cv2.imwrite(path, render_frame(record, grid, images, forward_up=self.forward_up))
+            self._test_index += 1
+            out_file = None if self.out_dir is None else osp.join(self.out_dir, frame_filename(frame_record(sample)))
+            self._visualizer.add_datasample(
+                'test sample', self._data_input(data_batch, index), data_sample=sample, draw_gt=self.draw_gt,
+                draw_pred=self.draw_pred, show=self.show, wait_time=self.wait_time, out_file=out_file,
+                vis_task=self.vis_task, pred_score_thr=self.score_thr, step=self._test_index)
 
-    @staticmethod
-    def _images(data_batch: Optional[dict], index: int) -> Optional[list]:
-        """The ``N`` ``[H, W, 3]`` uint8 images of the last frame of batch item ``index`` (``None`` if absent)."""
+    def _data_input(self, data_batch: Optional[dict], index: int) -> dict:
+        """``{'img': N [H, W, 3] uint8 RGB}`` of the last frame of batch item ``index`` (``{}``: none to draw)."""
         imgs = ((data_batch or {}).get('inputs') or {}).get('img')
-        if imgs is None or index >= len(imgs):
-            return None
-        views = imgs[index][-1].detach().cpu().numpy()                               # [N, 3, H, W]
-        return [np.ascontiguousarray(view.transpose(1, 2, 0)) for view in views]
+        if self.vis_task != 'multi-view_det' or imgs is None or index >= len(imgs):
+            return {}
+        views = imgs[index][-1].detach().cpu().numpy()                               # [N, 3, H, W] BGR
+        return dict(img=[np.ascontiguousarray(view.transpose(1, 2, 0)[..., ::-1]) for view in views])
 
 
-def enable_visualization(cfg: Config, out_dir: str, **hook_kwargs) -> dict:
-    """Switch on ``TrackMapVisualizationHook`` in ``cfg.custom_hooks`` (added when absent), writing into ``out_dir``.
+def enable_visualization(cfg: Config, test_out_dir: Optional[str] = None, show: bool = False,
+                         wait_time: float = 2., score_thr: float = 0.1, vis_task: str = 'multi-view_det',
+                         **visualizer_kwargs) -> dict:
+    """Switch on ``default_hooks.visualization`` of ``cfg`` as mmdet3d's ``tools/test.py --show / --show-dir`` do.
 
-    The added hook takes the config's top-level ``point_cloud_range`` (the dataset configs define it). Used by
-    ``tools/test.py --show-dir`` and ``tools/visualize.py``.
+    The config's visualiser must be a ``TrackMapLocalVisualizer``; it takes the config's top-level
+    ``point_cloud_range`` (the dataset configs define it) unless it sets its own. A config without
+    ``default_hooks.visualization`` gets a ``TrackMapVisualizationHook``.
 
     Args:
         cfg (Config): the test config, changed in place.
-        out_dir (str): the hook's ``test_out_dir`` (relative: under ``<work_dir>/<timestamp>/``).
-        **hook_kwargs: further hook arguments (``score_thr``, ``show_cameras``, ``scale``, ...).
+        test_out_dir (str, optional): folder of the drawings (relative: under ``<work_dir>/<timestamp>/``);
+            ``None``: the configured ``vis_backends`` receive them.
+        show (bool): display each drawing for ``wait_time`` seconds.
+        wait_time (float): see ``show``.
+        score_thr (float): draw predicted boxes with score ``>=`` this.
+        vis_task (str): ``'multi-view_det'`` or ``'lidar_det'`` (see ``TrackMapLocalVisualizer``).
+        **visualizer_kwargs: further visualiser arguments (``scale``, ``forward_up``, ``canvas_size``).
 
     Returns:
         dict: the hook's config entry.
+
+    Raises:
+        ValueError: the visualiser is not a ``TrackMapLocalVisualizer``, or ``vis_task`` is not supported.
     """
-    hooks = list(cfg.get('custom_hooks', None) or [])
-    names = ('NexusFlowTrackMapVisualizationHook', TrackMapVisualizationHook)
-    entry = next((hook for hook in hooks if hook.get('type') in names), None)
-    if entry is None:
-        entry = dict(type='NexusFlowTrackMapVisualizationHook',
-                     point_cloud_range=list(cfg.get('point_cloud_range', DEFAULT_PC_RANGE)))
-        hooks.append(entry)
-    entry.update(draw=True, test_out_dir=out_dir, **hook_kwargs)
-    cfg.custom_hooks = hooks
-    return entry
+    check_vis_task(vis_task)
+    visualizer = cfg.get('visualizer', None)
+    if visualizer is None or visualizer.get('type') not in VISUALIZER_TYPES:
+        raise ValueError(f'drawing needs visualizer = dict(type=\'TrackMapLocalVisualizer\', ...) in the config, '
+                         f'found {visualizer}; inherit configs/uniad_nexusflow/_base_/default_runtime.py or set it')
+    if 'point_cloud_range' in cfg:
+        visualizer.setdefault('point_cloud_range', list(cfg.point_cloud_range))
+    visualizer.update(visualizer_kwargs)
+    if cfg.get('default_hooks', None) is None:
+        cfg.default_hooks = {}
+    if cfg.default_hooks.get('visualization', None) is None:
+        cfg.default_hooks.visualization = dict(type='NexusFlowTrackMapVisualizationHook')
+    hook = cfg.default_hooks.visualization
+    hook.update(draw=True, score_thr=score_thr, vis_task=vis_task)
+    if show:
+        hook.update(show=True, wait_time=wait_time)
+    if test_out_dir is not None:
+        hook['test_out_dir'] = test_out_dir
+    return hook
