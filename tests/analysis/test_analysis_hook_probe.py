@@ -100,18 +100,19 @@ def test_show_options_switch_the_hook_on(tmp_path):
     config = tmp_path / 'cfg.py'
     config.write_text("point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]\nmodel = dict(type='X')\n"
                       "visualizer = dict(type='NexusFlowTrackMapLocalVisualizer', name='visualizer')\n"
-                      "val_evaluator = [dict(type='NexusFlowMapIoUMetric'), dict(type='NexusFlowNuScenesTrackingMetric')]\n"
+                      "val_evaluator = [dict(type='NexusFlowMapIoUMetric'), "
+                      "dict(type='NexusFlowNuScenesTrackingMetric')]\n"
                       "test_evaluator = val_evaluator\n")
     ckpt = tmp_path / 'model.pth'
     torch.save({'state_dict': {}}, ckpt)
     built = test_tool.build_config(test_tool.parse_args([
         str(config), str(ckpt), '--show', '--wait-time', '0.5', '--score-thr', '0.3', '--task', 'lidar_det',
         '--out', 'r.pkl']))
-    assert built.default_hooks.visualization == dict(type='NexusFlowTrackMapVisualizationHook', draw=True, score_thr=0.3,
-                                                     vis_task='lidar_det', show=True, wait_time=0.5)
+    assert built.default_hooks.visualization == dict(type='NexusFlowTrackMapVisualizationHook', draw=True,
+                                                     score_thr=0.3, vis_task='lidar_det', show=True, wait_time=0.5)
     assert built.visualizer.point_cloud_range == [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
-    assert [metric['type'] for metric in built.test_evaluator] == ['NexusFlowMapIoUMetric', 'NexusFlowNuScenesTrackingMetric',
-                                                                   'DumpResults']
+    assert [metric['type'] for metric in built.test_evaluator] == [
+        'NexusFlowMapIoUMetric', 'NexusFlowNuScenesTrackingMetric', 'DumpResults']
     assert built.test_evaluator[-1].out_file_path == 'r.pkl' and len(built.val_evaluator) == 2
     plain = test_tool.build_config(test_tool.parse_args([str(config), str(ckpt)]))
     assert 'default_hooks' not in plain and len(plain.test_evaluator) == 2  # nothing switched on

@@ -65,9 +65,9 @@ def test_metrics_take_the_dataset_root_and_log_progress_and_tables(synthetic_roo
     """Metrics built without data_root / ann_file / version evaluate the dataset they are given (dataset_meta)."""
     dataset = NuScenesTrackMapDataset(data_root=str(synthetic_root), ann_file='nuscenes_infos_temporal_val.pkl',
                                       test_mode=True)
-    evaluator = Evaluator([METRICS.build(dict(type='NexusFlowNuScenesTrackingMetric', per_city=True,
-                                              output_dir=str(tmp_path / 'track'))),
-                           METRICS.build(dict(type='NexusFlowNuScenesDetectionMetric', output_dir=str(tmp_path / 'det')))])
+    evaluator = Evaluator([
+        METRICS.build(dict(type='NexusFlowNuScenesTrackingMetric', per_city=True, output_dir=str(tmp_path / 'track'))),
+        METRICS.build(dict(type='NexusFlowNuScenesDetectionMetric', output_dir=str(tmp_path / 'det')))])
     evaluator.dataset_meta = dataset.metainfo
     infos = mmengine.load(synthetic_infos['val'])['data_list']
     evaluator.process([gt_prediction(info) for info in infos])

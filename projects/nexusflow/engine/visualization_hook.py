@@ -31,7 +31,7 @@ from mmdet3d.registry import HOOKS
 from ..analysis.frame_render import frame_filename, frame_record
 from ..visualization import TrackMapLocalVisualizer, check_vis_task
 
-__all__ = ['NexusFlowTrackMapVisualizationHook', 'enable_visualization']
+__all__ = ['TrackMapVisualizationHook', 'enable_visualization']
 
 VISUALIZER_TYPES = ('NexusFlowTrackMapLocalVisualizer', TrackMapLocalVisualizer)
 
@@ -66,8 +66,8 @@ class TrackMapVisualizationHook(Det3DVisualizationHook):
         if not isinstance(self._visualizer, TrackMapLocalVisualizer):
             raise TypeError(f'TrackMapVisualizationHook draws through a TrackMapLocalVisualizer, but the runner\'s '
                             f'visualizer is a {type(self._visualizer).__name__}; set visualizer = '
-                            "dict(type='NexusFlowTrackMapLocalVisualizer', vis_backends=..., name='visualizer') in the config "
-                            '(configs/uniad_nexusflow/_base_/default_runtime.py does)')
+                            "dict(type='NexusFlowTrackMapLocalVisualizer', vis_backends=..., name='visualizer') in "
+                            'the config (configs/uniad_nexusflow/_base_/default_runtime.py does)')
 
     def before_val(self, runner) -> None:
         """Check the visualiser before the first drawing."""
@@ -150,8 +150,9 @@ def enable_visualization(cfg: Config, test_out_dir: Optional[str] = None, show: 
     check_vis_task(vis_task)
     visualizer = cfg.get('visualizer', None)
     if visualizer is None or visualizer.get('type') not in VISUALIZER_TYPES:
-        raise ValueError(f'drawing needs visualizer = dict(type=\'TrackMapLocalVisualizer\', ...) in the config, '
-                         f'found {visualizer}; inherit configs/uniad_nexusflow/_base_/default_runtime.py or set it')
+        raise ValueError('drawing needs visualizer = dict(type=\'NexusFlowTrackMapLocalVisualizer\', ...) in the '
+                         f'config, found {visualizer}; inherit configs/uniad_nexusflow/_base_/default_runtime.py or '
+                         'set it')
     if 'point_cloud_range' in cfg:
         visualizer.setdefault('point_cloud_range', list(cfg.point_cloud_range))
     visualizer.update(visualizer_kwargs)

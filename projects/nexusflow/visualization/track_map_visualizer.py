@@ -32,7 +32,7 @@ from mmdet3d.registry import VISUALIZERS
 from mmdet3d.visualization import Det3DLocalVisualizer
 from ..analysis.frame_render import frame_record, record_grid, render_frame
 
-__all__ = ['NexusFlowTrackMapLocalVisualizer', 'VIS_TASKS', 'DEFAULT_PC_RANGE', 'check_vis_task']
+__all__ = ['TrackMapLocalVisualizer', 'VIS_TASKS', 'DEFAULT_PC_RANGE', 'check_vis_task']
 
 DEFAULT_PC_RANGE = (-51.2, -51.2, -5.0, 51.2, 51.2, 3.0)
 # mmdet3d's vis_task names that apply to a camera-only tracking + mapping model
