@@ -22,6 +22,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
+from projects.nexusflow.engine import missing_load_from_error
 from projects.nexusflow.evaluation.checkpoint_check import check_checkpoint_file
 
 __all__ = ['ConfigOverrideError', 'WorkDirError', 'check_overrides', 'prepare_work_dir', 'checkpoint_to_load']
@@ -158,5 +159,7 @@ def checkpoint_to_load(cfg: Config) -> Optional[str]:
                 path = f.read().strip()
     if path is None or '://' in path:
         return path
+    if not osp.isfile(path) and path == cfg.get('load_from', None):
+        raise missing_load_from_error(path)
     check_checkpoint_file(path)
     return path

@@ -145,6 +145,26 @@ def test_truncated_or_empty_checkpoint_is_named(tmp_path, monkeypatch):
         checkpoint_to_load(cfg)
 
 
+def test_train_without_the_converted_official_checkpoint_prints_the_conversion(tmp_path, monkeypatch):
+    """``uniad_full.py`` starts from ckpts/bevformer_r101_dcn_24ep_nexusflow.pth: without it tools/train.py stops
+    before building anything and says how to make it; another missing ``load_from`` says to train its config first."""
+    monkeypatch.chdir(tmp_path)  # no ckpts/ here
+    train = load_tool('train')
+    with pytest.raises(FileNotFoundError) as err:
+        train.main([str(REPO / 'configs/uniad_nexusflow/uniad_full.py'), '--work-dir', str(tmp_path / 'run')])
+    message = str(err.value)
+    assert message.startswith('load_from=ckpts/bevformer_r101_dcn_24ep_nexusflow.pth does not exist; it is an '
+                              'official checkpoint converted for this project: download https://github.com/zhiqi-li/'
+                              'storage/releases/download/v1.0/bevformer_r101_dcn_24ep.pth to ckpts/, then run')
+    assert 'python tools/model_converters/bevformer_to_nexusflow.py ckpts/bevformer_r101_dcn_24ep.pth ' \
+           'ckpts/bevformer_r101_dcn_24ep_nexusflow.pth' in message
+    cfg = train.build_config(train.parse_args([SGEO, '--work-dir', str(tmp_path / 'run'),
+                                               '--cfg-options', 'load_from=work_dirs/nowhere/epoch_6.pth']))
+    with pytest.raises(FileNotFoundError, match=r'load_from=work_dirs/nowhere/epoch_6.pth does not exist; train the '
+                                                r'config it comes from first'):
+        checkpoint_to_load(cfg)
+
+
 def test_runner_saves_through_the_atomic_hook(tmp_path, monkeypatch):
     monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')  # mmengine checkpoints hold a message hub
     import uuid

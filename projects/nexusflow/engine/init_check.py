@@ -30,7 +30,7 @@ from ..evaluation.checkpoint_check import compare_state_dicts, format_report, lo
 from .freeze_hook import under_prefix
 
 __all__ = ['UninitialisedFrozenError', 'CONVERTED_CHECKPOINTS', 'frozen_parameters', 'pretrained_prefixes',
-           'check_training_init']
+           'missing_load_from_error', 'check_training_init']
 
 #: converted official checkpoints the configs name -> how to make them
 CONVERTED_CHECKPOINTS = {
@@ -76,7 +76,9 @@ def pretrained_prefixes(model: nn.Module) -> List[str]:
     return prefixes
 
 
-def _missing_load_from(path: str) -> FileNotFoundError:
+def missing_load_from_error(path: str) -> FileNotFoundError:
+    """The error for a ``load_from`` file that does not exist: for a converted official checkpoint, the download
+    and conversion commands."""
     known = CONVERTED_CHECKPOINTS.get(osp.basename(path))
     if known:
         url, command = known
@@ -99,7 +101,7 @@ def _checkpoint_keys(cfg: Config, model: nn.Module) -> Optional[Set[str]]:
     if load_from is None:
         return None
     if '://' not in load_from and not osp.isfile(load_from):
-        raise _missing_load_from(load_from)
+        raise missing_load_from_error(load_from)
     model_state = model.state_dict()
     report = compare_state_dicts(model_state, load_state_dict_from(load_from))
     print_log(format_report(report, load_from), logger='current')
