@@ -41,7 +41,7 @@ test_evaluator = [dict(type='NexusFlowNuScenesTrackingMetric', data_root=data_ro
 val_evaluator = test_evaluator
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=1, val_interval=100)
 param_scheduler = []
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, by_epoch=False), logger=dict(interval=1))
+default_hooks = dict(checkpoint=dict(interval=1, by_epoch=False), logger=dict(interval=1))
 log_processor = dict(by_epoch=False)
 """
 

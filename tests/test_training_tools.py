@@ -9,6 +9,7 @@ import sys
 from glob import glob
 from pathlib import Path
 
+import mmdet3d
 import pytest
 import torch
 
@@ -24,7 +25,7 @@ train_dataloader = dict(num_workers=0, persistent_workers=False, dataset=dict(da
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters={iters})
 val_dataloader = val_cfg = val_evaluator = None
 param_scheduler = [dict(type='LinearLR', start_factor=1.0 / 3, by_epoch=False, begin=0, end=50)]
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, by_epoch=False), logger=dict(interval=1))
+default_hooks = dict(checkpoint=dict(interval=1, by_epoch=False), logger=dict(interval=1))
 log_processor = dict(by_epoch=False)
 """
 
@@ -42,17 +43,30 @@ def train(config, root, work_dir, iters, *options):
 
 
 def state_dict(path):
-    return torch.load(path, map_location='cpu', weights_only=False)['state_dict']
+    return torch.load(path, map_location='cpu')['state_dict']  # torch's default weights_only=True
 
 
-def test_quickstart_default_config_trains(synthetic_root, synthetic_infos, tmp_path):
+def test_quickstart_default_config_trains_and_mmdet3d_tests_it(synthetic_root, synthetic_infos, tmp_path):
+    """Two iterations of the quickstart config, then mmdet3d's own tools/test.py (shipped in the mmdet3d package)
+    tests the checkpoint with torch's default weights_only=True loading (no TORCH_FORCE_* variable)."""
     records = train('tiny_nexusflow_onephase_sgeo.py', synthetic_root, tmp_path / 'onephase', 2)
     losses = [r for r in records if 'loss' in r]
     assert [r['iter'] for r in losses] == [1, 2]
     for record in losses:
         assert all(torch.isfinite(torch.tensor(record[key])) for key in record if 'loss' in key)
         assert 'nexusflow.loss_align' in record and any(key.startswith('track.frame_') for key in record)
-    assert (tmp_path / 'onephase' / 'iter_2.pth').is_file()
+    ckpt = tmp_path / 'onephase' / 'iter_2.pth'
+    assert ckpt.is_file()
+
+    mmdet3d_test = Path(mmdet3d.__file__).parent / '.mim' / 'tools' / 'test.py'
+    env = {key: value for key, value in os.environ.items() if not key.startswith('TORCH_FORCE')}
+    env.update(PYTHONPATH=str(REPO), DATA_ROOT=f'{synthetic_root}/')
+    out = subprocess.run([sys.executable, str(mmdet3d_test), str(CONFIGS / 'tiny_nexusflow_onephase_sgeo.py'),
+                          str(ckpt), '--work-dir', str(tmp_path / 'mmdet3d_test')], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=1800)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    assert 'Load checkpoint from' in out.stdout + out.stderr
+    assert 'amota' in (out.stdout + out.stderr).lower() and 'lanes' in (out.stdout + out.stderr).lower()
 
 
 def test_two_phase_freezes_the_shared_trunk_and_trains_heads_and_plugin(synthetic_root, synthetic_infos, tmp_path):

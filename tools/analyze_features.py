@@ -34,7 +34,6 @@ from mmengine.config import DictAction  # noqa: E402
 from mmengine.model import is_model_wrapper  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from tools.launch_utils import trust_checkpoints  # noqa: E402
 from tools.test import build_config  # noqa: E402
 
 from projects.nexusflow.analysis import analyze_collection, collect_features, default_taps, format_table  # noqa: E402
@@ -87,7 +86,6 @@ def build_runner(args):
     cfg.test_dataloader.batch_size = 1  # sequential inference; query sets unpadded (see FeatureProbe.pooled)
     if args.ann_file is not None:
         cfg.test_dataloader.dataset.ann_file = args.ann_file
-    trust_checkpoints()
     runner = Runner.from_cfg(cfg)
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     check_checkpoint(model, args.checkpoint, max_missing_ratio=args.max_missing_ratio)

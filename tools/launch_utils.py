@@ -6,28 +6,14 @@ mmengine 0.10.7 assumes CUDA when it starts a distributed job: ``init_dist('pyto
 ``torchrun --nproc_per_node N tools/test.py CONFIG CKPT --launcher pytorch`` run on CPU with the gloo backend:
 it initialises the process group itself (the Runner then skips its own initialisation) and sets
 ``model_wrapper_cfg.device_ids = None``. With CUDA present it does nothing.
-
-``trust_checkpoints`` restores the checkpoint loading that mmengine 0.10.7 was written for: its checkpoints hold a
-message hub (``HistoryBuffer`` objects with numpy arrays), which torch >= 2.6's weights-only ``torch.load`` refuses.
 """
-import os
 from datetime import timedelta
 
 import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
 
-__all__ = ['setup_cpu_distributed', 'trust_checkpoints']
-
-
-def trust_checkpoints() -> None:
-    """Let ``torch.load`` calls that do not choose ``weights_only`` unpickle full mmengine checkpoints.
-
-    Sets ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1`` for this process unless the user set either torch variable: load
-    only checkpoints you trust, as with torch < 2.6.
-    """
-    if 'TORCH_FORCE_WEIGHTS_ONLY_LOAD' not in os.environ:
-        os.environ.setdefault('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+__all__ = ['setup_cpu_distributed']
 
 
 def setup_cpu_distributed(cfg: Config) -> bool:

@@ -35,7 +35,7 @@ from mmengine.model import is_model_wrapper  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from tools.launch_utils import setup_cpu_distributed, trust_checkpoints  # noqa: E402
+from tools.launch_utils import setup_cpu_distributed  # noqa: E402
 from tools.run_checks import check_overrides  # noqa: E402
 
 from projects.nexusflow.engine.visualization_hook import enable_visualization  # noqa: E402
@@ -123,7 +123,6 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     cfg = build_config(args)
     setup_cpu_distributed(cfg)
-    trust_checkpoints()
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     check_checkpoint(model, args.checkpoint, max_missing_ratio=args.max_missing_ratio)

@@ -28,7 +28,7 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from projects.nexusflow.engine import check_training_init  # noqa: E402
-from tools.launch_utils import setup_cpu_distributed, trust_checkpoints  # noqa: E402
+from tools.launch_utils import setup_cpu_distributed  # noqa: E402
 from tools.run_checks import check_overrides, checkpoint_to_load, prepare_work_dir  # noqa: E402
 
 
@@ -111,7 +111,6 @@ def main(argv=None):
     prepare_work_dir(cfg.work_dir, resume=bool(cfg.get('resume', False)), overwrite=args.overwrite)
     checkpoint_to_load(cfg)
     setup_cpu_distributed(cfg)
-    trust_checkpoints()
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     print_log(scale_summary(runner.world_size, cfg), logger='current')
     check_training_init(runner.model, cfg)

@@ -31,7 +31,6 @@ from mmengine.config import DictAction  # noqa: E402
 from mmengine.model import is_model_wrapper  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from tools.launch_utils import trust_checkpoints  # noqa: E402
 from tools.test import build_config  # noqa: E402
 
 from projects.nexusflow.analysis.frame_render import frame_filename, frame_record, load_camera_images  # noqa: E402
@@ -87,7 +86,6 @@ def run_model(args) -> int:
     enable_visualization(cfg, test_out_dir=out_dir, score_thr=args.score_thr, vis_task=vis_task(args),
                          scale=args.scale, forward_up=not args.contract_orientation)
     cfg.test_evaluator = dict(type='DumpResults', out_file_path=osp.join(out_dir, RESULTS_FILE))
-    trust_checkpoints()
     runner = Runner.from_cfg(cfg)
     check_checkpoint(runner.model.module if is_model_wrapper(runner.model) else runner.model, args.checkpoint,
                      max_missing_ratio=args.max_missing_ratio)

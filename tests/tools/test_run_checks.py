@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 from mmengine.fileio import LocalBackend
-from mmengine.logging import MessageHub
+from mmengine.logging import HistoryBuffer, MessageHub
 
 from mmdet3d.registry import HOOKS
 from projects.nexusflow.engine import AtomicCheckpointHook
@@ -119,8 +119,7 @@ def test_work_dir_with_checkpoints_needs_resume_or_overwrite(tmp_path):
         prepare_work_dir(str(tmp_path), resume=True, overwrite=True)
 
 
-def test_truncated_or_empty_checkpoint_is_named(tmp_path, monkeypatch):
-    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')  # as tools/train.py and tools/test.py do
+def test_truncated_or_empty_checkpoint_is_named(tmp_path):
     good = tmp_path / 'epoch_1.pth'
     torch.save({'state_dict': {'w': torch.zeros(100)}}, good)
     check_checkpoint_file(str(good))
@@ -165,8 +164,8 @@ def test_train_without_the_converted_official_checkpoint_prints_the_conversion(t
         checkpoint_to_load(cfg)
 
 
-def test_runner_saves_through_the_atomic_hook(tmp_path, monkeypatch):
-    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')  # mmengine checkpoints hold a message hub
+def test_runner_saves_through_the_atomic_hook_and_resumes_with_weights_only(tmp_path):
+    """The hook's checkpoints load with torch's default weights_only=True and resume the message hub."""
     import uuid
 
     from mmengine.model import BaseModel
@@ -193,3 +192,28 @@ def test_runner_saves_through_the_atomic_hook(tmp_path, monkeypatch):
     assert not list(tmp_path.glob('.*.tmp'))
     assert (tmp_path / 'last_checkpoint').read_text() == str(tmp_path / 'epoch_3.pth')
     assert set(load_state_dict_from(str(tmp_path / 'epoch_3.pth'))) == {'fc.weight', 'fc.bias'}
+    saved = torch.load(tmp_path / 'epoch_3.pth', weights_only=True)
+    assert saved['message_hub']['log_scalars']['train/loss'] == dict(
+        log_history=runner.message_hub.get_scalar('train/loss').data[0].tolist(),
+        count_history=[1] * 6, max_length=1000000)
+
+    resumed = Runner(model=Toy(), work_dir=str(tmp_path), experiment_name=f'atomic-{uuid.uuid4().hex}',
+                     train_dataloader=DataLoader([dict(inputs=torch.ones(2))] * 2, batch_size=1),
+                     train_cfg=dict(by_epoch=True, max_epochs=3), optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+                     default_hooks=dict(checkpoint=dict(type='NexusFlowAtomicCheckpointHook', interval=1)),
+                     resume=True, load_from=str(tmp_path / 'epoch_3.pth'), default_scope='mmdet3d')
+    resumed.train()  # nothing left to train: loads the checkpoint and stops
+    loss = resumed.message_hub.get_scalar('train/loss')
+    assert isinstance(loss, HistoryBuffer) and loss.data[0].tolist() == saved['message_hub']['log_scalars'][
+        'train/loss']['log_history']
+
+
+def test_old_full_checkpoints_get_one_clear_message(tmp_path):
+    old = tmp_path / 'old.pth'
+    torch.save(dict(state_dict={'w': torch.zeros(1)}, message_hub=dict(log_scalars={'loss': HistoryBuffer([1.0], [1])})),
+               old)
+    with pytest.raises(CheckpointReadError, match=rf"checkpoint {old} holds Python objects that "
+                                                  rf"torch.load\(weights_only=True\), torch's default, refuses "
+                                                  rf"\(first refused: mmengine.logging.history_buffer.HistoryBuffer\)"
+                                                  rf".*TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1"):
+        load_state_dict_from(str(old))

@@ -9,6 +9,9 @@ removes the checkpoint that falls out of ``max_keep_ckpts`` only after the new o
 
 It also rejects unknown keyword arguments when it is built: ``CheckpointHook`` forwards them to
 ``Runner.save_checkpoint`` at the first save, so a typo (``max_keep_ckpt=1``) failed only after a full epoch.
+
+Every checkpoint the runner saves while this hook is registered stores its message hub as plain data
+(``plain_checkpoint.py``), so it loads with torch's default ``weights_only=True``; the hook rebuilds it on resume.
 """
 import inspect
 import os
@@ -20,6 +23,8 @@ from mmengine.hooks import CheckpointHook
 from mmengine.runner import Runner
 
 from mmdet3d.registry import HOOKS
+
+from .plain_checkpoint import from_plain, to_plain
 
 __all__ = ['AtomicCheckpointHook', 'atomic_write_text']
 
@@ -51,6 +56,12 @@ class AtomicCheckpointHook(CheckpointHook):
             raise TypeError(f'default_hooks.checkpoint got unknown option(s) {unknown}; CheckpointHook accepts '
                             f'{known}')
         super().__init__(*args, **kwargs)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        to_plain(checkpoint)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        from_plain(checkpoint)
 
     def _save_checkpoint_with_step(self, runner, step, meta):
         if not isinstance(self.file_backend, LocalBackend):

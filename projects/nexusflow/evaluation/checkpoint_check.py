@@ -5,6 +5,7 @@ hundreds of log lines (UniAD#181, #256). ``check_checkpoint`` summarises the dif
 checkpoint that leaves more than a set fraction of the model unset or that has any shape mismatch.
 """
 import os.path as osp
+import re
 import zipfile
 from collections import Counter
 from typing import Dict, List, Mapping, Tuple
@@ -28,6 +29,12 @@ class CheckpointReadError(ValueError):
 def _unreadable(checkpoint: str, problem: str) -> CheckpointReadError:
     return CheckpointReadError(f'checkpoint {checkpoint} {problem}; it was probably cut short by an interrupted save '
                                f'or copy. Use another checkpoint of the run (work_dir/epoch_N.pth) or copy it again.')
+
+
+def _unsupported_global(err: Exception) -> str:
+    """The first global torch's weights-only unpickler refused, as named in ``err``."""
+    match = re.search(r'Unsupported global: GLOBAL ([\w.]+)', str(err))
+    return f'first refused: {match.group(1)}' if match else 'a class that is not a tensor or plain data'
 
 
 def check_checkpoint_file(checkpoint: str) -> None:
@@ -60,8 +67,13 @@ def load_state_dict_from(checkpoint: str) -> Dict[str, torch.Tensor]:
     try:
         ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
     except Exception as err:  # torch.load raises many types for a damaged file (RuntimeError, UnpicklingError...)
-        if 'weights_only' in str(err):  # torch >= 2.6 refusing a full mmengine checkpoint: not a damaged file
-            raise
+        if 'Unsupported global' in str(err):  # torch's weights-only unpickler refusing a class: not a damaged file
+            raise CheckpointReadError(
+                f'checkpoint {checkpoint} holds Python objects that torch.load(weights_only=True), torch\'s default, '
+                f'refuses ({_unsupported_global(err)}). Checkpoints saved through NexusFlowAtomicCheckpointHook (the '
+                f'checkpoint hook of every config here) hold none; this one was written by an earlier version or by '
+                f'another checkpoint hook. If you trust the file, run again with the environment variable '
+                f'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1.') from err
         raise _unreadable(checkpoint, f'could not be loaded ({type(err).__name__}: {err})') from err
     state = ckpt.get('state_dict', ckpt.get('model', ckpt)) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
