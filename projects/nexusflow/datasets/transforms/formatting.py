@@ -1,4 +1,11 @@
-"""Pack one processed frame into ``{'inputs': {'img'}, 'data_samples': Det3DDataSample}`` (README contract)."""
+"""Pack one processed frame into ``{'inputs': {'img'}, 'data_samples': Det3DDataSample}`` (README contract).
+
+Why not mmdet3d's ``Pack3DDetInputs``: it packs only its fixed key lists (``gt_bboxes_3d``, ``gt_labels_3d``, ...)
+and raises ``NotImplementedError`` for any other key, so the track ids (``gt_instance_ids``) and the map GT
+(``gt_map_labels`` / ``gt_map_bboxes`` / ``gt_map_masks`` as ``gt_map_instances``) would need a subclass that
+rewrites its ``pack_single_results`` anyway; the sample type (``Det3DDataSample``) and the instance containers
+(``InstanceData``) are mmdet3d's / mmengine's.
+"""
 from typing import Sequence
 
 import numpy as np

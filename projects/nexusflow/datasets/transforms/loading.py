@@ -1,4 +1,12 @@
-"""Multi-view image loading and resizing for one frame (six nuScenes cameras, LiDAR-frame projection matrices)."""
+"""Multi-view image loading and resizing for one frame (six nuScenes cameras, LiDAR-frame projection matrices).
+
+Why not mmdet3d's ``LoadMultiViewImageFromFiles`` (1.4): it takes the views in the key order of the info's ``images``
+dict (a reordered or incomplete info silently permutes or drops cameras; here the order is fixed and a missing camera
+is named), decodes with ``mmcv.imfrombytes``, which returns ``None`` for an empty file and wrong pixels for a
+truncated JPEG without naming either (here ``image_io.decode_image`` raises with the file and the sample), pads views
+of different sizes instead of refusing them, and leaves ``lidar2img`` to a later transform. Its multi-sweep branch
+(random previous frames) is not needed: clips are assembled by the dataset.
+"""
 from typing import Optional, Sequence, Tuple
 
 import mmcv

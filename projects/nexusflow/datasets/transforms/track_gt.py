@@ -63,6 +63,9 @@ class LoadTrackAnnotations3D(BaseTransform):
 class TrackObjectRangeFilter(BaseTransform):
     """Keep boxes whose BEV centre lies in the point-cloud range; labels and track ids stay aligned.
 
+    mmdet3d's ``ObjectRangeFilter`` filters ``gt_bboxes_3d`` and ``gt_labels_3d`` only (the track ids would no longer
+    line up with their boxes) and re-wraps every yaw (``limit_yaw``); the range test is the same ``in_range_bev``.
+
     Required / modified keys: ``gt_bboxes_3d``, ``gt_labels_3d``, ``gt_instance_ids``.
 
     Args:

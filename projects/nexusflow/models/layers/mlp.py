@@ -1,5 +1,10 @@
 """``build_mlp``: the ``Linear -> activation -> ... -> Linear`` stack used across the plugin (regression branches of
-the track and map heads, NexusFlow's coupling sub-networks, MLP aggregators and ``w/o inv`` blocks)."""
+the track and map heads, NexusFlow's coupling sub-networks, MLP aggregators and ``w/o inv`` blocks).
+
+Why not mmdet's ``MLP`` (``mmdet.models.layers.transformer.utils``): it fixes ReLU and one hidden width, cannot start
+at zero output (the couplings start as the identity map), and names its layers ``layers.N`` with the activations
+applied functionally, while the official UniAD / BEVFormer checkpoints that ``tools/model_converters`` load store
+these branches as ``nn.Sequential`` indices (``0, 2, 4`` linear, ``1, 3`` activation), which this stack keeps."""
 from typing import List, Sequence
 
 from mmcv.cnn import build_activation_layer

@@ -1,9 +1,11 @@
 """``TrackInstances``: the query set of one sample, every field of the same length.
 
-Plays the role of UniAD's ``Instances`` (``track_head_plugin/track_instance.py``, from detectron2): a boolean mask
-or an index tensor selects every field at once. Written anew for this plugin: fields are tensors only, lengths are
-checked on every assignment, ``cat`` checks that the field names agree, and ``pad_stack`` batches the per-sample
-sets for the decoder (``B >= 1`` with different numbers of tracks per sample).
+Plays the role of UniAD's ``Instances`` (``track_head_plugin/track_instance.py``, from detectron2). It is mmengine's
+``InstanceData`` (length-checked fields, indexing every field at once by a bool mask, an index tensor, a slice or an
+int, ``cat``, ``to``) with what the track head needs beyond it: fields are tensors with an instance dimension (a list
+or a scalar is refused with the field's name, where ``InstanceData`` accepts any sized value and asserts), ``cat``
+refuses sets whose field names differ with a ``KeyError`` naming both, and ``pad_stack`` / ``padding_mask`` /
+``unpad`` batch the per-sample sets for the decoder (``B >= 1`` with different numbers of tracks per sample).
 
 Fields used by the track head (``N`` queries, ``C`` embedding dims, ``K`` classes, ``L`` memory slots):
 
@@ -24,19 +26,18 @@ field                shape / dtype   meaning
 ``save_period``      ``[N]`` long    frames until the memory bank saves this query again (inference)
 ==================== =============== ==========================================================================
 """
-from typing import List, Sequence, Tuple, Union
+from typing import List, Sequence, Tuple
 
 import torch
+from mmengine.structures import InstanceData
 from torch import Tensor
 
 FREE_ID = -1
 EGO_ID = -2
 
-Index = Union[Tensor, slice, int]
 
-
-class TrackInstances:
-    """A set of ``N`` queries whose fields are tensors of first dimension ``N``.
+class TrackInstances(InstanceData):
+    """A set of ``N`` queries whose fields are tensors of first dimension ``N`` (an mmengine ``InstanceData``).
 
     Example:
         >>> tracks = TrackInstances(obj_ids=torch.tensor([3, -1, 5]), scores=torch.tensor([.9, .1, .6]))
@@ -45,63 +46,38 @@ class TrackInstances:
         (2, [3, 5])
     """
 
-    def __init__(self, **fields: Tensor) -> None:
-        object.__setattr__(self, '_fields', {})
-        for name, value in fields.items():
-            self.set(name, value)
-
-    def __len__(self) -> int:
-        for value in self._fields.values():
-            return value.shape[0]
-        return 0
+    def __init__(self, metainfo: dict = None, **fields: Tensor) -> None:
+        super().__init__(metainfo=metainfo, **fields)
 
     def __repr__(self) -> str:
-        shapes = ', '.join(f'{k}={tuple(v.shape)}' for k, v in self._fields.items())
+        shapes = ', '.join(f'{k}={tuple(v.shape)}' for k, v in self.items())
         return f'TrackInstances(num={len(self)}, {shapes})'
 
     @property
     def fields(self) -> Tuple[str, ...]:
         """Names of the fields, in the order they were first set."""
-        return tuple(self._fields)
+        return tuple(self.keys())
 
     def has(self, name: str) -> bool:
         """Whether the field ``name`` exists."""
-        return name in self._fields
+        return name in self
 
     def set(self, name: str, value: Tensor) -> None:
         """Set field ``name``; ``value`` must be a tensor whose first dimension equals ``len(self)``."""
+        setattr(self, name, value)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in ('_metainfo_fields', '_data_fields'):
+            return super().__setattr__(name, value)
         if not isinstance(value, Tensor):
             raise TypeError(f'TrackInstances field {name!r} must be a Tensor, got {type(value).__name__}')
         if value.dim() == 0:
             raise ValueError(f'TrackInstances field {name!r} must have a first (instance) dimension, got a scalar')
-        others = [v.shape[0] for k, v in self._fields.items() if k != name]
+        others = [v.shape[0] for k, v in self.items() if k != name]
         if others and value.shape[0] != others[0]:
             raise ValueError(f'TrackInstances field {name!r} has {value.shape[0]} rows, expected {others[0]} '
                              f'(the length of the other fields)')
-        self._fields[name] = value
-
-    def __getattr__(self, name: str) -> Tensor:
-        fields = object.__getattribute__(self, '_fields')
-        if name not in fields:
-            raise AttributeError(f'TrackInstances has no field {name!r}; fields are {list(fields)}')
-        return fields[name]
-
-    def __setattr__(self, name: str, value: Tensor) -> None:
-        self.set(name, value)
-
-    def __getitem__(self, index: Index) -> 'TrackInstances':
-        """Select rows of every field: a bool mask ``[N]``, a long index tensor, a slice or an int (kept 1-D)."""
-        if isinstance(index, int):
-            index = slice(index, index + 1) if index != -1 else slice(-1, None)
-        elif isinstance(index, Tensor) and index.dtype == torch.bool and index.shape != (len(self), ):
-            raise ValueError(f'boolean index must have shape ({len(self)},), got {tuple(index.shape)}')
-        elif not isinstance(index, (Tensor, slice)):
-            raise TypeError(f'TrackInstances index must be a Tensor, slice or int, got {type(index).__name__}')
-        return TrackInstances(**{k: v[index] for k, v in self._fields.items()})
-
-    def to(self, device: Union[str, torch.device]) -> 'TrackInstances':
-        """A copy with every field on ``device``."""
-        return TrackInstances(**{k: v.to(device) for k, v in self._fields.items()})
+        super().__setattr__(name, value)
 
     @staticmethod
     def cat(instances: Sequence['TrackInstances']) -> 'TrackInstances':
@@ -112,7 +88,7 @@ class TrackInstances:
         for other in instances[1:]:
             if set(other.fields) != set(names):
                 raise KeyError(f'TrackInstances.cat: field names differ: {sorted(names)} vs {sorted(other.fields)}')
-        return TrackInstances(**{k: torch.cat([inst._fields[k] for inst in instances]) for k in names})
+        return TrackInstances(**{k: torch.cat([inst.get(k) for inst in instances]) for k in names})
 
 
 def pad_stack(instances: Sequence[TrackInstances], name: str) -> Tensor:
@@ -129,7 +105,7 @@ def padding_mask(instances: Sequence[TrackInstances]) -> Tensor:
     """``[B, N_max]`` bool, ``True`` at the padded rows that ``pad_stack`` appends."""
     lengths = torch.tensor([len(inst) for inst in instances])
     num_max = int(lengths.max())
-    device = next(iter(instances[0]._fields.values())).device
+    device = next(iter(instances[0].values())).device
     return (torch.arange(num_max)[None] >= lengths[:, None]).to(device)
 
 
