@@ -1,26 +1,6 @@
-# Runtime shared by every config of the project.
-default_scope = 'mmdet3d'
-custom_imports = dict(imports=['projects.nexusflow.registration'], allow_failed_imports=False)
-
-default_hooks = dict(
-    timer=dict(type='IterTimerHook'),
-    logger=dict(type='LoggerHook', interval=50),
-    param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='NexusFlowAtomicCheckpointHook', interval=1, max_keep_ckpts=3),  # atomic writes (engine/)
-    sampler_seed=dict(type='DistSamplerSeedHook'),
-    # drawing (off): tools/test.py --show / --show-dir switch it on (engine/visualization_hook.py)
-    visualization=dict(type='NexusFlowTrackMapVisualizationHook', draw=False))
-
-env_cfg = dict(
-    cudnn_benchmark=False,
-    mp_cfg=dict(mp_start_method='fork', opencv_num_threads=0),
-    dist_cfg=dict(backend='nccl'))
-
-vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
+# Runtime of the nuScenes configs: the project's shared runtime plus the BEV track / map drawings.
+_base_ = ['../../_base_/default_runtime.py']
+# drawing (off): tools/test.py --show / --show-dir switch it on (engine/visualization_hook.py)
+default_hooks = dict(visualization=dict(type='NexusFlowTrackMapVisualizationHook', draw=False))
 # scalars and drawings go to every backend; BEV drawings: projects/nexusflow/visualization/
-visualizer = dict(type='NexusFlowTrackMapLocalVisualizer', vis_backends=vis_backends, name='visualizer')
-log_processor = dict(type='LogProcessor', window_size=50, by_epoch=True)
-log_level = 'INFO'
-load_from = None
-resume = False
-randomness = dict(seed=0, deterministic=False)
+visualizer = dict(type='NexusFlowTrackMapLocalVisualizer')
