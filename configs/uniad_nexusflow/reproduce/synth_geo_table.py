@@ -6,7 +6,7 @@
 data = dict(root='data/reproduce/nuscenes-synth', scenes_per_city=8, samples_per_scene=10, seed=0,
             img_size=(224, 128))
 pretrain = dict(
-    data=dict(root='data/reproduce/nuscenes-synth-pretrain', scenes_per_city=12, samples_per_scene=10, seed=1000,
+    data=dict(root='data/reproduce/nuscenes-synth-pretrain', scenes_per_city=24, samples_per_scene=10, seed=1000,
               img_size=(224, 128)),
     config='configs/uniad_nexusflow/reproduce/tiny_pretrain_track.py')
 

@@ -5,7 +5,7 @@
 # both cities (the paper's leakage: BEVFormer is trained on all of nuScenes), the map head starts from scratch.
 _base_ = ['../tiny_uniad_full.py']
 lr = 2e-3
-max_epochs = 6
+max_epochs = 4
 # heatmap-initialised track queries with a strong dense loss: the BEV learns to localise objects several times faster
 # (docs/reproduction/README.md); the rows keep the same head (row_options of the protocol)
 model = dict(map_head=None, track_head=dict(heatmap_init=dict(loss_weight=10.0)))
