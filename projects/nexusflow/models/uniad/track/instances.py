@@ -55,7 +55,7 @@ class TrackInstances(InstanceData):
 
     @property
     def fields(self) -> Tuple[str, ...]:
-        """Names of the fields, in the order they were first set."""
+        """Names of the fields (in no particular order: ``InstanceData`` keeps them in a set)."""
         return tuple(self.keys())
 
     def has(self, name: str) -> bool:
