@@ -181,12 +181,16 @@ def test_runner_saves_through_the_atomic_hook_and_resumes_with_weights_only(tmp_
         def forward(self, inputs, data_samples=None, mode='tensor'):
             return dict(loss=self.fc(inputs).pow(2).mean())
 
-    runner = Runner(model=Toy(), work_dir=str(tmp_path), experiment_name=f'atomic-{uuid.uuid4().hex}',
-                    train_dataloader=DataLoader([dict(inputs=torch.ones(2))] * 2, batch_size=1),
-                    train_cfg=dict(by_epoch=True, max_epochs=3), optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-                    default_hooks=dict(checkpoint=dict(type='NexusFlowAtomicCheckpointHook', interval=1,
-                                                       max_keep_ckpts=2)),
-                    default_scope='mmdet3d')
+    def toy_runner(**kwargs):
+        return Runner(model=Toy(), work_dir=str(tmp_path), experiment_name=f'atomic-{uuid.uuid4().hex}',
+                      train_dataloader=DataLoader([dict(inputs=torch.ones(2))] * 2, batch_size=1),
+                      train_cfg=dict(by_epoch=True, max_epochs=3),
+                      optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
+                      default_hooks=dict(checkpoint=dict(type='NexusFlowAtomicCheckpointHook', interval=1,
+                                                         max_keep_ckpts=2)),
+                      default_scope='mmdet3d', **kwargs)
+
+    runner = toy_runner()
     runner.train()
     assert sorted(p.name for p in tmp_path.glob('*.pth')) == ['epoch_2.pth', 'epoch_3.pth']
     assert not list(tmp_path.glob('.*.tmp'))
@@ -197,11 +201,7 @@ def test_runner_saves_through_the_atomic_hook_and_resumes_with_weights_only(tmp_
         log_history=runner.message_hub.get_scalar('train/loss').data[0].tolist(),
         count_history=[1] * 6, max_length=1000000)
 
-    resumed = Runner(model=Toy(), work_dir=str(tmp_path), experiment_name=f'atomic-{uuid.uuid4().hex}',
-                     train_dataloader=DataLoader([dict(inputs=torch.ones(2))] * 2, batch_size=1),
-                     train_cfg=dict(by_epoch=True, max_epochs=3), optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1)),
-                     default_hooks=dict(checkpoint=dict(type='NexusFlowAtomicCheckpointHook', interval=1)),
-                     resume=True, load_from=str(tmp_path / 'epoch_3.pth'), default_scope='mmdet3d')
+    resumed = toy_runner(resume=True, load_from=str(tmp_path / 'epoch_3.pth'))
     resumed.train()  # nothing left to train: loads the checkpoint and stops
     loss = resumed.message_hub.get_scalar('train/loss')
     assert isinstance(loss, HistoryBuffer) and loss.data[0].tolist() == saved['message_hub']['log_scalars'][
@@ -210,8 +210,8 @@ def test_runner_saves_through_the_atomic_hook_and_resumes_with_weights_only(tmp_
 
 def test_old_full_checkpoints_get_one_clear_message(tmp_path):
     old = tmp_path / 'old.pth'
-    torch.save(dict(state_dict={'w': torch.zeros(1)}, message_hub=dict(log_scalars={'loss': HistoryBuffer([1.0], [1])})),
-               old)
+    hub = dict(log_scalars={'loss': HistoryBuffer([1.0], [1])})
+    torch.save(dict(state_dict={'w': torch.zeros(1)}, message_hub=hub), old)
     with pytest.raises(CheckpointReadError, match=rf"checkpoint {old} holds Python objects that "
                                                   rf"torch.load\(weights_only=True\), torch's default, refuses "
                                                   rf"\(first refused: mmengine.logging.history_buffer.HistoryBuffer\)"

@@ -46,9 +46,6 @@ class TrackInstances(InstanceData):
         (2, [3, 5])
     """
 
-    def __init__(self, metainfo: dict = None, **fields: Tensor) -> None:
-        super().__init__(metainfo=metainfo, **fields)
-
     def __repr__(self) -> str:
         shapes = ', '.join(f'{k}={tuple(v.shape)}' for k, v in self.items())
         return f'TrackInstances(num={len(self)}, {shapes})'
