@@ -57,6 +57,39 @@ def test_loss_is_zero_weighted_without_labels_and_decreases_towards_the_targets(
     assert init.loss(bad, [targets_of(OBJECTS, weight=0.0)]) == 0
 
 
+def test_track_radius_moves_the_peaks_away_from_carried_tracks():
+    init = module(num_queries=2, track_radius=1)
+    logits = torch.full((2, 10, H, W), -6.0)
+    logits[:, 2, 4, 7] = 3.0       # an object that already has a track in sample 0
+    logits[:, 7, 12, 1] = 1.0      # an untracked object
+    logits[:, 4, 9, 9] = 0.5       # a weaker untracked object
+    tracked = [init.unit_xy(torch.tensor([4 * W + 8])), None]   # a track one cell away from the first peak
+    cells = init.peaks(logits, tracked)
+    assert cells[0].tolist() == [12 * W + 1, 9 * W + 9], 'the tracked object gives no fresh query'
+    assert cells[1].tolist() == [4 * W + 7, 12 * W + 1], 'a sample without tracks keeps its peaks'
+    far = [init.unit_xy(torch.tensor([4 * W + 10])), None]     # three cells away: outside the radius
+    assert init.peaks(logits, far)[0].tolist() == [4 * W + 7, 12 * W + 1]
+    assert module(num_queries=2).peaks(logits, tracked)[0].tolist() == [4 * W + 7, 12 * W + 1], 'off by default'
+
+
+def test_track_head_excludes_carried_tracks_from_the_fresh_queries():
+    head = build_head(heatmap_init=dict(track_radius=1), qim=dict(num_heads=4, random_drop=0.0, fp_ratio=0.0)).eval()
+    frames, bevs = two_sample_clip(num_frames=2, labelled=(True, True))
+    metas = [[s.metainfo for s in frame] for frame in frames]
+    head.tracker.score_thresh = head.tracker.filter_score_thresh = 0.0   # every query becomes a track
+    _, state = head.predict(bevs[0], head.init_state(2), metas[0])
+    queries = head._frame_queries(state, metas[1], bevs[1], head.heatmap_init(bevs[1]))
+    for sample in queries:
+        fresh, carried = sample[:head.num_query], sample[head.num_query + 1:]
+        carried = carried[carried.obj_ids >= 0]
+        assert len(carried) > 0
+        mask = head.heatmap_init.tracked_cells([carried.ref_pts[:, :2].sigmoid()], 'cpu')[0, 0].flatten()
+        unit = fresh.ref_pts[:, :2].sigmoid()
+        cells = (unit[:, 1] * H).floor().long() * W + (unit[:, 0] * W).floor().long()
+        free = int((mask == 0).sum())
+        assert (mask[cells[:free]] == 0).all(), 'fresh queries start away from the tracks while free cells remain'
+
+
 def test_track_head_places_fresh_queries_on_the_peaks():
     head = build_head(heatmap_init=dict())
     bev = make_bev(0)
@@ -88,3 +121,5 @@ def test_rejects_bad_arguments():
         HeatmapQueryInit(C, 10, H, W, PCR, 5, nms_kernel=2)
     with pytest.raises(ValueError, match='num_queries'):
         HeatmapQueryInit(C, 10, H, W, PCR, H * W + 1)
+    with pytest.raises(ValueError, match='track_radius'):
+        HeatmapQueryInit(C, 10, H, W, PCR, 5, track_radius=-1)

@@ -9,12 +9,16 @@ around likely objects. This module does that for the track head's fresh queries:
   Gaussian focal loss on CenterPoint-style targets (a Gaussian per GT centre whose radius follows the box size);
 * the ``num_queries`` highest local maxima (3x3 max-pool NMS, classes merged) become the fresh queries: their
   reference ``(x, y)`` is the peak's cell centre, ``z`` comes from the head's learned reference, and the BEV feature
-  at the peak is added to the query content.
+  at the peak is added to the query content;
+* with ``track_radius`` (an option), the cells within that many cells (Chebyshev distance) of a carried track's
+  reference point are excluded from the peaks, in training and at inference alike, as heatmap-based 3D trackers
+  do for their new-object queries: an object that already has a track gets no second, fresh query at its peak, so
+  the fresh queries start on objects without a track and the tracker does not give one object several ids.
 
 Tracked queries, the ego query, matching, QIM and the losses of the decoder are unchanged. Enabled by
 ``UniADTrackHead(heatmap_init=dict(...))``; the tiny CPU configs use it, the full-size ones keep UniAD's queries.
 """
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -40,11 +44,14 @@ class HeatmapQueryInit(BaseModule):
         min_radius (int): smallest Gaussian radius in cells.
         min_overlap (float): CenterPoint's ``gaussian_overlap`` for the radius.
         loss_weight (float): weight of the Gaussian focal loss.
+        track_radius (int, optional): exclude the cells within this Chebyshev distance (in cells) of a carried
+            track from the peaks; ``None`` (default) takes the peaks wherever they are.
     """
 
     def __init__(self, embed_dims: int, num_classes: int, bev_h: int, bev_w: int,
                  point_cloud_range: Sequence[float], num_queries: int, nms_kernel: int = 3, min_radius: int = 1,
-                 min_overlap: float = 0.1, loss_weight: float = 1.0, init_cfg=None) -> None:
+                 min_overlap: float = 0.1, loss_weight: float = 1.0, track_radius: Optional[int] = None,
+                 init_cfg=None) -> None:
         super().__init__(init_cfg)
         if nms_kernel < 1 or nms_kernel % 2 == 0:
             raise ValueError(f'nms_kernel must be an odd number >= 1, got {nms_kernel}')
@@ -52,7 +59,9 @@ class HeatmapQueryInit(BaseModule):
             raise ValueError(f'num_queries must be in [1, bev_h * bev_w = {bev_h * bev_w}], got {num_queries}')
         self.num_classes, self.bev_h, self.bev_w = num_classes, bev_h, bev_w
         self.pc_range = tuple(float(v) for v in point_cloud_range)
-        self.num_queries, self.nms_kernel = num_queries, nms_kernel
+        if track_radius is not None and track_radius < 0:
+            raise ValueError(f'track_radius must be None or >= 0 cells, got {track_radius}')
+        self.num_queries, self.nms_kernel, self.track_radius = num_queries, nms_kernel, track_radius
         self.min_radius, self.min_overlap = int(min_radius), float(min_overlap)
         self.net = nn.Sequential(nn.Conv2d(embed_dims, embed_dims, 3, padding=1), nn.ReLU(inplace=True),
                                  nn.Conv2d(embed_dims, num_classes, 1))
@@ -68,12 +77,30 @@ class HeatmapQueryInit(BaseModule):
         return self.net(grid).float()
 
     @torch.no_grad()
-    def peaks(self, logits: Tensor) -> Tensor:
-        """Flat cell indices ``[B, num_queries]`` of the highest local maxima (classes merged), best first."""
+    def peaks(self, logits: Tensor, tracked: Optional[Sequence[Optional[Tensor]]] = None) -> Tensor:
+        """Flat cell indices ``[B, num_queries]`` of the highest local maxima (classes merged), best first.
+
+        ``tracked``: per sample the unit ``(x, y)`` ``[M, 2]`` of the carried tracks (or None); with
+        ``track_radius`` their neighbourhoods rank after every other cell.
+        """
         heat = logits.sigmoid().amax(dim=1, keepdim=True)                          # [B, 1, H, W]
         pooled = F.max_pool2d(heat, self.nms_kernel, stride=1, padding=self.nms_kernel // 2)
         heat = torch.where(heat == pooled, heat, heat - 1.0)                        # non-maxima rank last
+        if self.track_radius is not None and tracked is not None:
+            heat = heat - 2.0 * self.tracked_cells(tracked, heat.device)
         return heat.flatten(1).topk(self.num_queries, dim=1).indices
+
+    def tracked_cells(self, tracked: Sequence[Optional[Tensor]], device) -> Tensor:
+        """``[B, 1, H, W]`` float mask, 1 within ``track_radius`` cells of a tracked unit ``(x, y)`` ``[M, 2]``."""
+        mask = torch.zeros(len(tracked), 1, self.bev_h, self.bev_w, device=device)
+        for b, xy in enumerate(tracked):
+            if xy is None or len(xy) == 0:
+                continue
+            cols = (xy[:, 0].float() * self.bev_w).floor().long().clamp(0, self.bev_w - 1)
+            rows = (xy[:, 1].float() * self.bev_h).floor().long().clamp(0, self.bev_h - 1)
+            mask[b, 0, rows.to(device), cols.to(device)] = 1.0
+        size = 2 * self.track_radius + 1
+        return F.max_pool2d(mask, size, stride=1, padding=self.track_radius)
 
     def unit_xy(self, cells: Tensor) -> Tensor:
         """Flat cell indices ``[...]`` -> their centres as unit BEV locations ``[..., 2]`` (x, y)."""
@@ -105,8 +132,10 @@ class HeatmapQueryInit(BaseModule):
         pred = logits.sigmoid().clamp(1e-4, 1 - 1e-4)
         return self.loss_fn(pred, heat, weight=weight, avg_factor=num)
 
-    def query_inputs(self, bev: Tensor, logits: Tensor) -> Tuple[Tensor, Tensor]:
-        """Per sample the peaks' unit ``(x, y)`` ``[B, Nq, 2]`` and BEV features ``[B, Nq, C]``."""
-        cells = self.peaks(logits)
+    def query_inputs(self, bev: Tensor, logits: Tensor,
+                     tracked: Optional[Sequence[Optional[Tensor]]] = None) -> Tuple[Tensor, Tensor]:
+        """Per sample the peaks' unit ``(x, y)`` ``[B, Nq, 2]`` and BEV features ``[B, Nq, C]`` (``tracked``: see
+        :meth:`peaks`)."""
+        cells = self.peaks(logits, tracked)
         feats = torch.gather(bev, 1, cells.unsqueeze(-1).expand(-1, -1, bev.shape[-1]))
         return self.unit_xy(cells), feats

@@ -78,8 +78,9 @@ class UniADTrackHead(BaseModule):
         ego_label (int): class index of the ego box (``car``).
         use_cuda_kernel (bool): use mmcv's deformable-attention CUDA kernel on CUDA tensors.
         heatmap_init (dict, optional): ``UniADHeatmapQueryInit`` arguments (``nms_kernel``, ``min_radius``,
-            ``min_overlap``, ``loss_weight``): place the fresh queries at the peaks of a class heatmap of the BEV
-            (``heatmap_init.py``) instead of UniAD's learned reference points; ``None`` (default) is UniAD's way.
+            ``min_overlap``, ``loss_weight``, ``track_radius``): place the fresh queries at the peaks of a class
+            heatmap of the BEV (``heatmap_init.py``) instead of UniAD's learned reference points; ``None`` (default)
+            is UniAD's way.
         init_cfg (dict, optional): mmengine init config.
     """
 
@@ -176,12 +177,11 @@ class UniADTrackHead(BaseModule):
         for index, (bev, samples) in enumerate(zip(bevs, frames)):
             metas = [sample.metainfo for sample in samples]
             self._check_inputs(bev, state, metas)
-            peaks = None
+            logits = None
             if self.heatmap_init is not None:
                 logits = self.heatmap_init(bev)
                 losses[f'frame_{index}_loss_heatmap'] = self.heatmap_init.loss(logits, targets[index])
-                peaks = self.heatmap_init.query_inputs(bev, logits)
-            tracks, output = self._decode(bev, self._frame_queries(state, metas, peaks))
+            tracks, output = self._decode(bev, self._frame_queries(state, metas, bev, logits))
             frame_losses, tracks = self._frame_losses(tracks, output, targets[index])
             losses.update({f'frame_{index}_{key}': value for key, value in frame_losses.items()})
             if index + 1 < len(frames):
@@ -253,8 +253,8 @@ class UniADTrackHead(BaseModule):
             updated state.
         """
         self._check_inputs(bev, state, metas)
-        peaks = None if self.heatmap_init is None else self.heatmap_init.query_inputs(bev, self.heatmap_init(bev))
-        tracks, _ = self._decode(bev, self._frame_queries(state, metas, peaks))
+        logits = None if self.heatmap_init is None else self.heatmap_init(bev)
+        tracks, _ = self._decode(bev, self._frame_queries(state, metas, bev, logits))
         for b, sample_tracks in enumerate(tracks):
             sample_tracks.obj_ids, sample_tracks.disappear, state.next_id[b] = self.tracker.update(
                 sample_tracks.obj_ids, sample_tracks.scores, sample_tracks.disappear, state.next_id[b])
@@ -313,28 +313,36 @@ class UniADTrackHead(BaseModule):
             mem_padding_mask=torch.ones(num, mem_len, dtype=torch.bool, device=device),
             save_period=torch.zeros_like(obj_ids))
 
-    def _frame_queries(self, state: TrackState, metas: Sequence[dict],
-                       peaks: Optional[Tuple[Tensor, Tensor]] = None) -> List[TrackInstances]:
+    def _frame_queries(self, state: TrackState, metas: Sequence[dict], bev: Tensor,
+                       logits: Optional[Tensor] = None) -> List[TrackInstances]:
         """Per sample: fresh queries followed by the carried tracks moved into this frame.
 
-        ``peaks``: ``HeatmapQueryInit.query_inputs`` of the batch (unit ``(x, y)`` ``[B, num_query, 2]`` and BEV
-        features ``[B, num_query, C]``) with ``heatmap_init``, else None.
+        ``logits``: the heatmap ``[B, K, bev_h, bev_w]`` with ``heatmap_init`` (the fresh queries start at its peaks
+        away from the carried tracks, see ``HeatmapQueryInit.track_radius``), else None.
         """
+        carried = [self._moved_tracks(state, b, meta) for b, meta in enumerate(metas)]
+        peaks = None
+        if logits is not None:
+            tracked = [None if c is None else c.ref_pts[c.obj_ids >= 0, :2].sigmoid() for c in carried]
+            peaks = self.heatmap_init.query_inputs(bev, logits, tracked)
         queries = []
-        for b, meta in enumerate(metas):
+        for b, moved in enumerate(carried):
             fresh = self._fresh_tracks() if peaks is None else self._fresh_tracks(peaks[0][b], peaks[1][b])
-            carried = state.tracks[b]
-            if carried is None or len(carried) == 0:
-                queries.append(fresh)
-                continue
-            prev2cur = state.prev2cur(b, lidar2global_of(meta))
-            moved = propagate_reference_points(carried.ref_pts, carried.pred_codes[:, list(VELOCITY_DIMS)], prev2cur,
-                                               timestamp_of(meta) - state.timestamp[b], self.coder)
-            height = self.reference_points(carried.query[:, :self.embed_dims])[:, 2:].float()
-            carried = carried[:]
-            carried.ref_pts = torch.cat((moved[:, :2], height), dim=1)
-            queries.append(TrackInstances.cat([fresh, carried]))
+            queries.append(fresh if moved is None else TrackInstances.cat([fresh, moved]))
         return queries
+
+    def _moved_tracks(self, state: TrackState, b: int, meta: dict) -> Optional[TrackInstances]:
+        """Sample ``b``'s carried tracks with their reference points moved into this frame (None if it has none)."""
+        carried = state.tracks[b]
+        if carried is None or len(carried) == 0:
+            return None
+        prev2cur = state.prev2cur(b, lidar2global_of(meta))
+        moved = propagate_reference_points(carried.ref_pts, carried.pred_codes[:, list(VELOCITY_DIMS)], prev2cur,
+                                           timestamp_of(meta) - state.timestamp[b], self.coder)
+        height = self.reference_points(carried.query[:, :self.embed_dims])[:, 2:].float()
+        carried = carried[:]
+        carried.ref_pts = torch.cat((moved[:, :2], height), dim=1)
+        return carried
 
     def _decode(self, bev: Tensor, tracks: List[TrackInstances]) -> Tuple[List[TrackInstances], FrameOutput]:
         """Decode the padded batch: the tracks with their last-layer predictions stored, and all layers' outputs."""
