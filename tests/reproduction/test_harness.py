@@ -12,7 +12,7 @@ from projects.nexusflow.reproduction.stages import data_options, data_ready
 CONFIG = 'configs/uniad_nexusflow/tiny_uniad_full.py'
 
 
-def write_protocol(tmp_path, rows=None):
+def write_protocol(tmp_path, rows=None, then=None):
     rows = rows or [
         dict(name='full', label='Full', config=CONFIG, seeds=2),
         dict(name='baseline', label='Baseline', config=CONFIG, seeds=[0, 1]),
@@ -21,6 +21,8 @@ def write_protocol(tmp_path, rows=None):
     ]
     data = dict(root=str(tmp_path / 'data'), scenes_per_city=2, samples_per_scene=4, seed=0, img_size=(64, 36))
     pre = dict(data=dict(data, root=str(tmp_path / 'pre'), seed=1), config=CONFIG)
+    if then is not None:
+        pre['then'] = then
     path = tmp_path / 'protocol.py'
     path.write_text(f'data = {data!r}\npretrain = {pre!r}\nrow_options = {{"model.x": 1}}\nrows = {rows!r}\n')
     return str(path)
@@ -82,6 +84,26 @@ def test_protocol_expansion_orders_dependencies_first(tmp_path):
     assert [r.key for r in runs] == ['baseline/seed0', 'twophase/seed0', 'baseline/seed3', 'twophase/seed3']
     assert [r.key for r in expand_runs(protocol)] == ['full/seed0', 'baseline/seed0', 'twophase/seed0',
                                                       'scratch/seed0', 'full/seed1', 'baseline/seed1']
+
+
+def test_pretraining_chain_starts_each_stage_from_the_previous_one(tmp_path):
+    protocol = load_protocol(write_protocol(tmp_path, then=[dict(name='clips', config=CONFIG)]))
+    out = str(tmp_path / 'out')
+    runs = expand_runs(protocol, ['full'], [0])
+    planner = StagePlanner(protocol, out, python='python')
+    runner = FakeRunner(metrics)
+    Executor(out, runner=runner, echo=lambda line: None, estimates={}).run(planner.plan(runs))
+    trains = [c for c in runner.calls if c[1] == 'tools/train.py']
+    work_dirs = [c[c.index('--work-dir') + 1] for c in trains]
+    assert work_dirs == [osp.join(out, 'pretrain'), osp.join(out, 'pretrain_clips'),
+                         osp.join(out, 'runs', 'full', 'seed0', 'train')]
+    assert not any(a.startswith('load_from=') for a in trains[0])
+    assert f'load_from={osp.join(out, "pretrain", "epoch_2.pth")}' in trains[1]
+    assert f'load_from={osp.join(out, "pretrain_clips", "epoch_2.pth")}' in trains[2]
+    with pytest.raises(ValueError, match=r'pretrain.then\[0\] must be'):
+        load_protocol(write_protocol(tmp_path, then=[dict(name='a b', config=CONFIG)]))
+    with pytest.raises(FileNotFoundError, match='missing.py does not exist'):
+        load_protocol(write_protocol(tmp_path, then=[dict(name='clips', config='missing.py')]))
 
 
 def test_protocol_errors_name_the_problem(tmp_path):

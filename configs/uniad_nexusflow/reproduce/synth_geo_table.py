@@ -1,21 +1,28 @@
 # Miniature reproduction of the 2-task NexusFlow nuScenes tables on synthetic nuScenes (tiny UniAD stage 1, CPU):
 #   python tools/reproduce.py configs/uniad_nexusflow/reproduce/synth_geo_table.py [--rows ...] [--seeds ...]
 # The rows train on the synth_train scenes of `data` and are evaluated on its held-out synth_val scenes. They start
-# from a shared pretraining stage (tiny_pretrain_track.py on a separate set) with the image backbone frozen, as UniAD
-# stage 1 starts from BEVFormer. Two-phase rows and their control start from the baseline run of the same seed.
-data = dict(root='data/reproduce/nuscenes-synth', scenes_per_city=8, samples_per_scene=10, seed=0,
+# from a shared pretraining stage on a separate set (tiny_pretrain_track.py on single frames, then
+# tiny_pretrain_track_clips.py on 3-frame clips) with the image backbone frozen, as UniAD stage 1 starts from
+# BEVFormer. Two-phase rows and their control start from the baseline run of the same seed.
+data = dict(root='data/reproduce/nuscenes-synth-16', scenes_per_city=16, samples_per_scene=10, seed=0,
             img_size=(224, 128))
 pretrain = dict(
     data=dict(root='data/reproduce/nuscenes-synth-pretrain', scenes_per_city=24, samples_per_scene=10, seed=1000,
               img_size=(224, 128)),
-    config='configs/uniad_nexusflow/reproduce/tiny_pretrain_track.py')
+    config='configs/uniad_nexusflow/reproduce/tiny_pretrain_track.py',
+    then=[dict(name='clips', config='configs/uniad_nexusflow/reproduce/tiny_pretrain_track_clips.py')])
 
-phase1_epochs = 6
-phase2_epochs = 3
-# every row: the pretrained image backbone frozen (BN statistics too), the pretraining's heatmap-initialised track
-# queries, no validation inside training
+phase1_epochs = 3
+phase2_epochs = 2
+# every row: the pretrained image backbone frozen (BN statistics too), the pretrained neck, BEV encoder and track head
+# fine-tuned at a tenth of the learning rate (the new map head and plug-ins at the full rate), the pretraining's
+# heatmap-initialised track queries placed away from carried tracks, no validation inside training
 row_options = {'model.img_backbone.frozen_stages': 4, 'model.img_backbone.norm_eval': True,
-               'model.track_head.heatmap_init.loss_weight': 10.0, 'train_cfg.val_interval': 1000}
+               'model.track_head.heatmap_init.loss_weight': 10.0, 'model.track_head.heatmap_init.track_radius': 1,
+               'optim_wrapper.paramwise_cfg.custom_keys.img_neck.lr_mult': 0.1,
+               'optim_wrapper.paramwise_cfg.custom_keys.bev_encoder.lr_mult': 0.1,
+               'optim_wrapper.paramwise_cfg.custom_keys.track_head.lr_mult': 0.1,
+               'train_cfg.val_interval': 1000}
 phase1 = {'train_cfg.max_epochs': phase1_epochs, 'param_scheduler.1.end': phase1_epochs,
           'param_scheduler.1.T_max': phase1_epochs}
 phase2 = {'train_cfg.max_epochs': phase2_epochs, 'param_scheduler.1.end': phase2_epochs,

@@ -4,8 +4,10 @@ A protocol is an mmengine config file (``configs/uniad_nexusflow/reproduce/*.py`
 
 * ``data``: the synthetic nuScenes set every row trains on (its ``synth_train`` scenes) and is evaluated on (its
   held-out ``synth_val`` scenes): ``dict(root, scenes_per_city, samples_per_scene, seed, img_size)``;
-* ``pretrain`` (optional): ``dict(data=<same keys as data>, config=<train config>)``, a stage run once on a separate
-  synthetic set whose last checkpoint initialises every row whose ``init`` is ``'pretrain'``;
+* ``pretrain`` (optional): ``dict(data=<same keys as data>, config=<train config>[, then=[dict(name, config), ...]])``,
+  stages run once on a separate synthetic set: ``config`` first (work dir ``OUT/pretrain``), then every ``then``
+  stage from the previous stage's last checkpoint (``OUT/pretrain_<name>``); the last checkpoint of the chain
+  initialises every row whose ``init`` is ``'pretrain'``;
 * ``row_options`` (optional): ``--cfg-options`` given to every row's training (e.g. a frozen pretrained backbone);
 * ``rows``: a list of ``dict(name, label, config, seeds, init='pretrain', options={}, group='')``; ``init`` is
   ``'pretrain'``, ``None`` (from scratch) or the name of another row whose checkpoint of the same seed starts this
@@ -51,13 +53,20 @@ class Row:
 
 
 @dataclass(frozen=True)
+class PretrainStage:
+    """One training of the pretraining chain: ``name`` ('' for the first) and its config."""
+    name: str
+    config: str
+
+
+@dataclass(frozen=True)
 class Protocol:
     name: str
     path: str
     data: DataSpec
     rows: Tuple[Row, ...]
     pretrain_data: Optional[DataSpec] = None
-    pretrain_config: Optional[str] = None
+    pretrain_stages: Tuple[PretrainStage, ...] = ()
     row_options: Dict[str, object] = field(default_factory=dict)
 
     def row(self, name: str) -> Row:
@@ -105,6 +114,24 @@ def _row(value, index: int, path: str) -> Row:
                group=str(value.get('group', '')))
 
 
+def _pretrain_stages(pretrain, path: str) -> Tuple[PretrainStage, ...]:
+    if not set(pretrain) <= {'data', 'config', 'then'}:
+        raise ValueError(f'{path}: pretrain must be dict(data, config[, then]), got keys {sorted(pretrain)}')
+    stages = [PretrainStage('', pretrain.get('config'))]
+    for index, stage in enumerate(pretrain.get('then', [])):
+        if not isinstance(stage, dict) or set(stage) != {'name', 'config'} or not str(stage['name']).isidentifier():
+            raise ValueError(f'{path}: pretrain.then[{index}] must be dict(name=<identifier>, config=...), '
+                             f'got {stage!r}')
+        stages.append(PretrainStage(str(stage['name']), stage['config']))
+    names = [stage.name for stage in stages]
+    if len(set(names)) != len(names):
+        raise ValueError(f'{path}: pretrain.then names must be unique, got {names[1:]}')
+    for stage in stages:
+        if stage.config is None or not osp.isfile(stage.config):
+            raise FileNotFoundError(f'{path}: pretraining config {stage.config} does not exist')
+    return tuple(stages)
+
+
 def load_protocol(path: str) -> Protocol:
     """Read and validate the protocol config at ``path`` (see the module docstring)."""
     if not osp.isfile(path):
@@ -118,12 +145,10 @@ def load_protocol(path: str) -> Protocol:
     if len(set(names)) != len(names):
         raise ValueError(f'protocol {path}: row names must be unique, got {names}')
     pretrain = cfg.get('pretrain', None)
-    pretrain_data = pretrain_config = None
+    pretrain_data, pretrain_stages = None, ()
     if pretrain is not None:
         pretrain_data = _data_spec(pretrain.get('data'), f'{path}: pretrain.data')
-        pretrain_config = pretrain.get('config')
-        if pretrain_config is None or not osp.isfile(pretrain_config):
-            raise FileNotFoundError(f'{path}: pretrain.config {pretrain_config} does not exist')
+        pretrain_stages = _pretrain_stages(pretrain, path)
     for row in rows:
         if row.init == 'pretrain' and pretrain is None:
             raise ValueError(f'{path}: row {row.name!r} starts from the pretraining stage but the protocol has no '
@@ -133,7 +158,7 @@ def load_protocol(path: str) -> Protocol:
         if row.init == row.name:
             raise ValueError(f'{path}: row {row.name!r} cannot start from itself')
     return Protocol(name=osp.splitext(osp.basename(path))[0], path=path, data=_data_spec(cfg.data, f'{path}: data'),
-                    rows=rows, pretrain_data=pretrain_data, pretrain_config=pretrain_config,
+                    rows=rows, pretrain_data=pretrain_data, pretrain_stages=pretrain_stages,
                     row_options=dict(cfg.get('row_options', {})))
 
 

@@ -2,7 +2,8 @@
 
 Layout under the output folder ``OUT``::
 
-    OUT/pretrain/                       tools/train.py work dir of the pretraining stage (+ DONE.json)
+    OUT/pretrain/                       tools/train.py work dir of the (first) pretraining stage (+ DONE.json)
+    OUT/pretrain_<name>/                a later pretraining stage, started from the previous one
     OUT/runs/<row>/seed<k>/train/       tools/train.py work dir of one run (+ DONE.json with the final checkpoint)
     OUT/runs/<row>/seed<k>/test/        tools/test.py work dir on the held-out val scenes (+ metrics.json, DONE.json)
     OUT/runs/<row>/seed<k>/analysis/    tools/analyze_features.py output (+ DONE.json)
@@ -163,22 +164,28 @@ class StagePlanner:
             return dict(checkpoint=ckpt)
         return Stage(key=key, kind='train', work_dir=work_dir, command=command, finish=finish, row=row)
 
-    def pretrain_stage(self) -> Stage:
+    def pretrain_dir(self, index: int) -> str:
+        name = self.protocol.pretrain_stages[index].name
+        return osp.join(self.out_dir, 'pretrain' + (f'_{name}' if name else ''))
+
+    def pretrain_stages(self) -> List[Stage]:
+        """The pretraining chain: each stage starts from the previous one's final checkpoint."""
         spec = self.protocol.pretrain_data
-        options = dict(data_options(spec.root, self.protocol.pretrain_config), **{'randomness.seed': 0})
-        return self.train_stage('pretrain', self.protocol.pretrain_config, osp.join(self.out_dir, 'pretrain'),
-                                options, init=lambda: None)
+        stages = []
+        for index, stage in enumerate(self.protocol.pretrain_stages):
+            options = dict(data_options(spec.root, stage.config), **{'randomness.seed': 0})
+            init = (lambda: None) if index == 0 else (lambda previous=self.pretrain_dir(index - 1): _final(previous))
+            key = 'pretrain' + (f'_{stage.name}' if stage.name else '')
+            stages.append(self.train_stage(key, stage.config, self.pretrain_dir(index), options, init=init))
+        return stages
 
     def init_checkpoint(self, run: Run) -> Optional[str]:
         """The checkpoint a run starts from: the pretraining stage's, a phase-1 run's, or None."""
         if run.row.init is None:
             return None
-        work_dir = (osp.join(self.out_dir, 'pretrain') if run.row.init == 'pretrain'
+        work_dir = (self.pretrain_dir(len(self.protocol.pretrain_stages) - 1) if run.row.init == 'pretrain'
                     else osp.join(self.run_dir(Run(self.protocol.row(run.row.init), run.seed)), 'train'))
-        done = read_done(work_dir)
-        if done is None:
-            raise RuntimeError(f'{run.key} starts from {work_dir}, which has not finished')
-        return done['checkpoint']
+        return _final(work_dir, run.key)
 
     def run_stages(self, run: Run, analysis: bool = True) -> List[Stage]:
         """Train, test (and analyse) one run."""
@@ -219,10 +226,18 @@ class StagePlanner:
         """Every stage of ``runs`` in execution order: data, pretraining, then each run's train/test/analysis."""
         stages = [self.data_stage(self.protocol.data, 'protocol')]
         if any(run.row.init == 'pretrain' for run in runs):
-            stages += [self.data_stage(self.protocol.pretrain_data, 'pretrain'), self.pretrain_stage()]
+            stages += [self.data_stage(self.protocol.pretrain_data, 'pretrain')] + self.pretrain_stages()
         for run in runs:
             stages += self.run_stages(run, analysis)
         return stages
+
+
+def _final(work_dir: str, user: str = 'the next pretraining stage') -> str:
+    """The final checkpoint of the finished training in ``work_dir`` (``RuntimeError`` if it has not finished)."""
+    done = read_done(work_dir)
+    if done is None:
+        raise RuntimeError(f'{user} starts from {work_dir}, which has not finished')
+    return done['checkpoint']
 
 
 def write_done(stage: Stage, record: dict) -> None:
