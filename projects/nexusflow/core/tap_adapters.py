@@ -62,7 +62,9 @@ def cat_taps(taps: Sequence[TapOutput]) -> TapOutput:
         pad = size - t.features.shape[1]
         features.append(nn.functional.pad(t.features, (0, 0, 0, pad)))
         positions.append(nn.functional.pad(t.positions, (0, 0, 0, pad)))
-        mask = t.padding_mask if t.padding_mask is not None else t.features.new_zeros(t.features.shape[:2], dtype=torch.bool)
+        mask = t.padding_mask
+        if mask is None:
+            mask = torch.zeros(t.features.shape[:2], dtype=torch.bool, device=t.features.device)
         masks.append(nn.functional.pad(mask, (0, pad), value=True))
     return TapOutput(torch.cat(features), torch.cat(positions), torch.cat(masks) if masked else None,
                      taps[0].spatial_shape)

@@ -97,8 +97,8 @@ class NexusFlow(TapPlugin):
 
     def __init__(self, tasks: Dict[str, dict], latent_dim: int = 256, coupling: dict = DEFAULT_COUPLING,
                  invertible: bool = True, align_loss: str = 'center', loss_weight: float = 1.0, seed: int = 0,
-                 latent_norm: Optional[str] = None, spread_floor: Optional[dict] = None, collapse_ratio: float = 0.1, collapse_warmup: int = 20,
-                 init_cfg: Optional[dict] = None) -> None:
+                 latent_norm: Optional[str] = None, spread_floor: Optional[dict] = None, collapse_ratio: float = 0.1,
+                 collapse_warmup: int = 20, init_cfg: Optional[dict] = None) -> None:
         check_tasks(tasks)
         if align_loss not in ALIGN_MODES:
             raise ValueError(f'align_loss must be one of {ALIGN_MODES}, got {align_loss!r}')
