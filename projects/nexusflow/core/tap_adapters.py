@@ -42,6 +42,34 @@ class TapOutput(NamedTuple):
     spatial_shape: Optional[Tuple[int, int]] = None
 
 
+def cat_taps(taps: Sequence[TapOutput]) -> TapOutput:
+    """Concatenate tap outputs along the batch axis; query sets of different sizes are padded (masked).
+
+    Args:
+        taps (Sequence[TapOutput]): outputs of one tap, ``[B_i, N_i, C]`` each (dense taps share ``N``).
+
+    Returns:
+        TapOutput: ``[sum B_i, max N_i, C]``, with a ``padding_mask`` whenever any input has one or sizes differ.
+    """
+    if not taps:
+        raise ValueError('cat_taps needs at least one TapOutput')
+    if len({t.spatial_shape for t in taps}) != 1:
+        raise ValueError(f'cannot concatenate taps of spatial shapes {sorted({str(t.spatial_shape) for t in taps})}')
+    size = max(t.features.shape[1] for t in taps)
+    masked = any(t.padding_mask is not None or t.features.shape[1] != size for t in taps)
+    features, positions, masks = [], [], []
+    for t in taps:
+        pad = size - t.features.shape[1]
+        features.append(nn.functional.pad(t.features, (0, 0, 0, pad)))
+        positions.append(nn.functional.pad(t.positions, (0, 0, 0, pad)))
+        mask = t.padding_mask
+        if mask is None:
+            mask = torch.zeros(t.features.shape[:2], dtype=torch.bool, device=t.features.device)
+        masks.append(nn.functional.pad(mask, (0, pad), value=True))
+    return TapOutput(torch.cat(features), torch.cat(positions), torch.cat(masks) if masked else None,
+                     taps[0].spatial_shape)
+
+
 def grid_positions(height: int, width: int, batch_size: int, like: Tensor) -> Tensor:
     """Cell centres of an ``H x W`` grid, row-major: ``[B, H*W, 2]`` ``(x, y)`` in ``(0, 1)``, dtype of ``like``."""
     ys = (torch.arange(height, device=like.device, dtype=like.dtype) + 0.5) / height

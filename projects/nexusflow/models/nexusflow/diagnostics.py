@@ -10,7 +10,9 @@ transformed half by ``exp(-clamp)`` per layer, so a stack can shrink the latent 
 task features (measured on the tiny model: latents of norm 0.03 against 4.5-6.7 for the tapped features, align loss
 1.56 -> 0.002). :class:`LatentStandardizer` divides the latents of all tasks by the running per-dimension std of
 their pooled values (detached, shared by the tasks so that offsets between tasks stay), so scale cannot be traded
-for loss; it is the batch-free analogue of a BatchNorm without affine parameters in front of the loss.
+for loss; it is the batch-free analogue of a BatchNorm without affine parameters in front of the loss. Measured on
+the tiny model it does not stop the collapse (its detached normaliser lags behind the shrinking latents); the
+remedy with a gradient is ``spread_floor.py``.
 """
 from typing import Dict
 
@@ -130,4 +132,5 @@ class CollapseMonitor(nn.Module):
         print_log(f'NexusFlow: the {task} latent collapses: its per-dimension std is {float(latent_std):.2e}, '
                   f'{float(latent_std) / reference:.1%} of {reference:.2e} after {self.warmup} updates (warning below '
                   f'{self.ratio:.0%}). The alignment loss is being won by shrinking the latent; consider '
-                  "latent_norm='running'.", logger='current', level=30)
+                  'spread_floor=dict(ratio=0.5) (a running latent norm does not stop it).', logger='current',
+                  level=30)

@@ -18,6 +18,7 @@ from mmdet3d.registry import MODELS
 from .align_loss import ALIGN_MODES, align_loss, mean_pair_distance
 from ...core.taps import TapPlugin
 from .diagnostics import CollapseMonitor, LatentStandardizer
+from .spread_floor import SpreadFloor
 
 DEFAULT_COUPLING = dict(num_layers=6, hidden_dims=(256, ), clamp=2.0, output='full')
 LATENT_NORMS = (None, 'running')
@@ -81,6 +82,9 @@ class NexusFlow(TapPlugin):
         latent_norm (str, optional): ``None`` (the papers' loss on the raw latents) or ``'running'``: the loss
             compares latents divided by the running per-dimension std of all tasks' latents
             (:class:`LatentStandardizer`), so that shrinking the latent cannot lower it.
+        spread_floor (dict, optional): ``dict(ratio=, loss_weight=, queue_size=, warmup=)`` adds ``loss_spread``, a
+            hinge that keeps the per-dimension std of every task's embedding and latent above ``ratio`` times its
+            early value (:class:`SpreadFloor`); ``None`` (default) is the papers' loss alone.
         collapse_ratio (float): warn when a task's running latent std falls below this fraction of its value after
             the first ``collapse_warmup`` updates (:class:`CollapseMonitor`).
         collapse_warmup (int): updates before the reference latent std is taken.
@@ -93,8 +97,8 @@ class NexusFlow(TapPlugin):
 
     def __init__(self, tasks: Dict[str, dict], latent_dim: int = 256, coupling: dict = DEFAULT_COUPLING,
                  invertible: bool = True, align_loss: str = 'center', loss_weight: float = 1.0, seed: int = 0,
-                 latent_norm: Optional[str] = None, collapse_ratio: float = 0.1, collapse_warmup: int = 20,
-                 init_cfg: Optional[dict] = None) -> None:
+                 latent_norm: Optional[str] = None, spread_floor: Optional[dict] = None, collapse_ratio: float = 0.1,
+                 collapse_warmup: int = 20, init_cfg: Optional[dict] = None) -> None:
         check_tasks(tasks)
         if align_loss not in ALIGN_MODES:
             raise ValueError(f'align_loss must be one of {ALIGN_MODES}, got {align_loss!r}')
@@ -113,11 +117,13 @@ class NexusFlow(TapPlugin):
         self.latent_norm = LatentStandardizer(out_dim) if latent_norm == 'running' else None
         self.monitor = CollapseMonitor(list(tasks), latent_dim, out_dim, ratio=collapse_ratio,
                                        warmup=collapse_warmup)
+        self.spread_floor = None if spread_floor is None else SpreadFloor(list(tasks), **spread_floor)
         self._latents: Dict[str, Tensor] = {}
 
-    def embed(self) -> Dict[str, Tensor]:
-        """Aggregate every task's latest tap: ``{task: f_t [B, D]}`` (graph kept), in config order."""
-        embeddings = {name: self.aggregators[name](self.tap(name)) for name in self.tap_names}
+    def embed(self, taps: Optional[Dict[str, Any]] = None) -> Dict[str, Tensor]:
+        """Aggregate every task's latest tap (or ``taps``): ``{task: f_t [B, D]}`` (graph kept), in config order."""
+        taps = {name: self.tap(name) for name in self.tap_names} if taps is None else taps
+        embeddings = {name: self.aggregators[name](taps[name]) for name in self.tap_names}
         sizes = {name: f.shape[0] for name, f in embeddings.items()}
         if len(set(sizes.values())) != 1:
             raise ValueError(f'the taps of one forward must share the batch size, got {sizes}; check that every '
@@ -146,15 +152,19 @@ class NexusFlow(TapPlugin):
             data_samples: the batch's data samples (unused: the alignment needs no labels).
 
         Returns:
-            dict[str, Tensor]: ``loss_align`` = ``loss_weight * L_align`` (batch mean, scalar); logging only:
+            dict[str, Tensor]: ``loss_align`` = ``loss_weight * L_align`` (batch mean, scalar); in training with
+            ``spread_floor`` also ``loss_spread``; logging only:
             ``latent_dist`` / ``embed_dist``, the mean Euclidean distance between the task latents / embeddings.
         """
         try:
-            embeddings = self.embed()
+            taps = {name: self.tap(name) for name in self.tap_names}
+            embeddings = self.embed(taps)
             latents = self.encode(embeddings)
         finally:
             self.clear()
         diagnostics = self.diagnostics(embeddings, latents) if self.training else {}
+        if self.spread_floor is not None and self.training:
+            diagnostics['loss_spread'] = self.spread_floor(taps, embeddings, latents, self.aggregators, self.flows)
         if self.latent_norm is not None:
             latents = self.latent_norm(latents)
         z_list, f_list = list(latents.values()), list(embeddings.values())
