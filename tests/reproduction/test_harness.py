@@ -106,6 +106,23 @@ def test_pretraining_chain_starts_each_stage_from_the_previous_one(tmp_path):
         load_protocol(write_protocol(tmp_path, then=[dict(name='clips', config='missing.py')]))
 
 
+def test_test_and_analysis_build_the_model_the_run_trained(tmp_path):
+    """Model options of the protocol and the row (e.g. an inference-time ``track_radius``) reach tools/test.py and
+    tools/analyze_features.py; training-only options do not."""
+    rows = [dict(name='full', label='Full', config=CONFIG, seeds=1, options={'model.y': 2, 'train_cfg.max_epochs': 3})]
+    protocol = load_protocol(write_protocol(tmp_path, rows))
+    out = str(tmp_path / 'out')
+    runner = FakeRunner(metrics)
+    Executor(out, runner=runner, echo=lambda line: None, estimates={}).run(
+        StagePlanner(protocol, out, python='python').plan(expand_runs(protocol)))
+    (train, ) = [c for c in runner.calls if c[1] == 'tools/train.py' and 'runs' in c[c.index('--work-dir') + 1]]
+    assert {'model.x=1', 'model.y=2', 'train_cfg.max_epochs=3', 'randomness.seed=0'} <= set(train)
+    for tool in ('tools/test.py', 'tools/analyze_features.py'):
+        (command, ) = [c for c in runner.calls if c[1] == tool]
+        assert {'model.x=1', 'model.y=2'} <= set(command), command
+        assert not any(a.startswith(('train_cfg.', 'randomness.', 'load_from=')) for a in command), command
+
+
 def test_protocol_errors_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="starts from row 'nope'"):
         load_protocol(write_protocol(tmp_path, [dict(name='a', label='A', config=CONFIG, seeds=1, init='nope')]))

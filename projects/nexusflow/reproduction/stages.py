@@ -194,6 +194,9 @@ class StagePlanner:
         options = dict(data, **self.protocol.row_options)
         options.update(run.row.options)
         options['randomness.seed'] = run.seed
+        # test and analysis build the model the run trained: its data plus every model option of the protocol / row
+        # (e.g. the track head's inference-time track_radius), without the training-only ones
+        evaluated = dict(data, **{key: value for key, value in options.items() if key.startswith('model.')})
         train = self.train_stage(f'{run.key}/train', run.row.config, osp.join(base, 'train'), options,
                                  init=lambda: self.init_checkpoint(run), row=run.row.name)
         test_dir = osp.join(base, 'test')
@@ -203,7 +206,7 @@ class StagePlanner:
 
         def test_command() -> List[str]:
             return [self.python, 'tools/test.py', run.row.config, checkpoint(), '--work-dir', test_dir] + \
-                cfg_options(data)
+                cfg_options(evaluated)
 
         def test_finish() -> dict:
             metrics = test_metrics(test_dir)
@@ -217,7 +220,7 @@ class StagePlanner:
 
             def analysis_command() -> List[str]:
                 return [self.python, 'tools/analyze_features.py', run.row.config, checkpoint(), '--out-dir',
-                        analysis_dir, '--work-dir', osp.join(analysis_dir, 'logs')] + cfg_options(data)
+                        analysis_dir, '--work-dir', osp.join(analysis_dir, 'logs')] + cfg_options(evaluated)
             stages.append(Stage(key=f'{run.key}/analysis', kind='analysis', work_dir=analysis_dir,
                                 command=analysis_command, row=run.row.name))
         return stages
