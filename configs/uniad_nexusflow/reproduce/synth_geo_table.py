@@ -47,7 +47,7 @@ rows = [
     dict(name='center', label='NexusFlow centre loss', config=_cfg + 'tiny_nexusflow_twophase_sgeo_center.py',
          seeds=1, init='baseline', options=phase2, group='S-Geo'),
     dict(name='spread_floor', label='NexusFlow + spread floor',
-         config=_cfg + 'tiny_nexusflow_twophase_sgeo_spreadfloor.py', seeds=1, init='baseline', options=phase2,
+         config=_cfg + 'tiny_nexusflow_twophase_sgeo_spreadfloor.py', seeds=3, init='baseline', options=phase2,
          group='S-Geo'),
     dict(name='latent_norm', label='NexusFlow + running latent norm',
          config=_cfg + 'tiny_nexusflow_twophase_sgeo_latentnorm.py', seeds=1, init='baseline', options=phase2,
