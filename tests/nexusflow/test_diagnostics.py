@@ -1,9 +1,10 @@
-"""Running moments, the collapse monitor and the 'running' latent norm of NexusFlow."""
+"""Running moments, the collapse monitor (spread at fixed parameters) and the 'running' latent norm of NexusFlow."""
 import logging
 
 import pytest
 import torch
 
+from projects.nexusflow.core.tap_adapters import TapOutput
 from projects.nexusflow.models.nexusflow.coupling import AffineCouplingStack
 from projects.nexusflow.models.nexusflow.diagnostics import CollapseMonitor, LatentStandardizer, RunningMoments
 
@@ -39,22 +40,66 @@ def test_standardizer_makes_the_loss_scale_free():
     assert (shifted['b'] - shifted['a']).abs().min() > 1.0
 
 
-def test_collapse_monitor_warns_once_the_latent_shrinks(caplog):
+class Shift(torch.nn.Module):
+    """A stand-in aggregator or flow: mean over the tap's set (aggregator) or identity, times ``scale``, plus
+    ``offset``; both are changed by the tests between updates like an optimiser step would."""
+
+    def __init__(self, aggregate=True):
+        super().__init__()
+        self.aggregate, self.scale, self.offset = aggregate, 1.0, 0.0
+
+    def forward(self, x):
+        x = x.features.mean(1) if self.aggregate else x
+        return x * self.scale + self.offset
+
+
+def taps_of(batch_size=1, dim=4):
+    return {t: TapOutput(torch.randn(batch_size, 3, dim), torch.rand(batch_size, 3, 2)) for t in ('track', 'map')}
+
+
+def modules():
+    return (torch.nn.ModuleDict({t: Shift() for t in ('track', 'map')}),
+            torch.nn.ModuleDict({t: Shift(aggregate=False) for t in ('track', 'map')}))
+
+
+def test_collapse_monitor_measures_the_spread_of_the_current_map_not_its_drift():
     torch.manual_seed(0)
-    monitor = CollapseMonitor(['track', 'map'], embed_dim=4, latent_dim=4, ratio=0.1, warmup=5, warn_interval=1000,
-                              momentum=0.5)
+    aggregators, flows = modules()
+    monitor = CollapseMonitor(['track', 'map'], queue_size=16)
+    ema = RunningMoments(4, momentum=0.05)
+    for step in range(40):
+        taps = taps_of()
+        flows['track'].offset = 0.5 * step  # the map drifts by 0.5 per step, its spread stays the same
+        z = flows['track'](aggregators['track'](taps['track']))
+        ema.update(z)
+        out = monitor.update(taps, {t: z for t in ('track', 'map')}, aggregators, flows)
+    # spread of a mean over 3 standard normals: 1 / sqrt(3)
+    assert abs(float(out['track_latent_std']) - 3 ** -0.5) < 0.15
+    assert float(ema.std().mean()) > 5 * 3 ** -0.5, 'values as computed carry the drift'
+    assert abs(float(out['track_embed_std']) - float(out['track_latent_std'])) < 1e-5, 'the flow only shifts'
+
+
+def test_collapse_monitor_starts_with_two_samples_and_warns_once_the_latent_shrinks(caplog):
+    torch.manual_seed(0)
+    aggregators, flows = modules()
+    monitor = CollapseMonitor(['track', 'map'], ratio=0.1, queue_size=4, warn_interval=1000)
+    first = monitor.update(taps_of(), {t: torch.ones(1, 4) for t in ('track', 'map')}, aggregators, flows)
+    assert set(first) == {'track_latent_norm', 'map_latent_norm'}, 'no std from a single sample'
+    assert float(first['track_latent_norm']) == 2.0
     from mmengine.logging import MMLogger
     logger = MMLogger.get_current_instance()
     logger.addHandler(caplog.handler)
     try:
         with caplog.at_level(logging.WARNING):
             for step in range(30):
-                scale = 1.0 if step < 10 else 1e-4
-                out = monitor.update({t: torch.randn(8, 4) for t in ('track', 'map')},
-                                     {'track': torch.randn(8, 4) * scale, 'map': torch.randn(8, 4)})
+                flows['track'].scale = 1.0 if step < 10 else 1e-4
+                out = monitor.update(taps_of(), {t: torch.ones(1, 4) for t in ('track', 'map')}, aggregators, flows)
+                if step == 5:
+                    assert float(monitor.reference[0]) > 0.3, 'the reference is taken once the queue is full'
     finally:
         logger.removeHandler(caplog.handler)
     assert float(out['track_latent_std']) < 0.01 < float(out['map_latent_std'])
+    assert float(out['track_embed_std']) > 0.3, 'the embedding did not shrink'
     warnings = [r.getMessage() for r in caplog.records if 'collapses' in r.getMessage()]
     assert len(warnings) == 1 and 'track latent' in warnings[0]
 

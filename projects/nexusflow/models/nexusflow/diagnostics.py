@@ -1,9 +1,10 @@
-"""Running moments of NexusFlow's embeddings and latents: collapse diagnostics and the ``'running'`` latent norm.
+"""Collapse diagnostics of NexusFlow's embeddings and latents, and the ``'running'`` latent norm.
 
 Training runs with a few samples per batch (one clip per GPU in UniAD), so a per-dimension standard deviation over
-the batch is undefined or noise. :class:`RunningMoments` keeps exponential moving averages of the per-dimension mean
-and second moment (bias-corrected as Adam's), which give a per-dimension std over the last ``~1 / momentum``
-samples.
+the batch is undefined or noise. :class:`CollapseMonitor` measures it over the taps of the last training batches,
+re-encoded with the current parameters (:class:`TapQueue`). :class:`RunningMoments` keeps exponential moving averages
+of the per-dimension mean and second moment (bias-corrected as Adam's) of values as they were computed; it serves
+the latent norm, whose normaliser must follow the latents step by step.
 
 Why a latent norm: the pairwise / centre loss is zero for any constant latent, and an affine coupling can scale its
 transformed half by ``exp(-clamp)`` per layer, so a stack can shrink the latent and win the loss without moving the
@@ -19,6 +20,9 @@ from typing import Dict
 import torch
 from mmengine.logging import print_log
 from torch import Tensor, nn
+
+from ...core.tap_adapters import TapOutput
+from .tap_queue import TapQueue
 
 
 class RunningMoments(nn.Module):
@@ -80,57 +84,67 @@ class LatentStandardizer(nn.Module):
 
 
 class CollapseMonitor(nn.Module):
-    """Per-task running std of the aggregator embedding ``f`` and of the latent ``z``, and a collapse warning.
+    """Per task the per-dimension std of the embedding ``f`` and of the latent ``z`` at the current parameters, and
+    a collapse warning.
 
-    The reference of a task is its latent std after ``warmup`` updates; a warning is logged (at most every
-    ``warn_interval`` updates) while the latent std is below ``ratio`` times it.
+    Every update pushes the batch's taps into a :class:`TapQueue` and re-encodes the queue (no gradient) with the
+    current aggregator and flow, so the std is the spread of the last ``queue_size`` samples under one and the same
+    map (a running average of past embeddings would add the map's drift since then). The reference of a task is its
+    latent std at the first update with a full queue; a warning is logged (at most every ``warn_interval`` updates)
+    while the latent std is below ``ratio`` times it.
 
     Args:
         tasks (list[str]): task names.
-        embed_dim (int): width of ``f``.
-        latent_dim (int): width of ``z``.
         ratio (float): collapse threshold, fraction of the reference std.
-        warmup (int): updates before the reference is taken.
+        queue_size (int): tap outputs (training batches) the std is taken over.
         warn_interval (int): updates between two warnings.
-        momentum (float): EMA weight of a new batch.
     """
 
-    def __init__(self, tasks, embed_dim: int, latent_dim: int, ratio: float = 0.1, warmup: int = 20,
-                 warn_interval: int = 100, momentum: float = 0.02) -> None:
+    def __init__(self, tasks, ratio: float = 0.1, queue_size: int = 16, warn_interval: int = 100) -> None:
         super().__init__()
-        self.ratio, self.warmup, self.warn_interval = float(ratio), int(warmup), int(warn_interval)
-        self.embeds = nn.ModuleDict({t: RunningMoments(embed_dim, momentum) for t in tasks})
-        self.latents = nn.ModuleDict({t: RunningMoments(latent_dim, momentum) for t in tasks})
+        self.tasks, self.ratio, self.warn_interval = list(tasks), float(ratio), int(warn_interval)
+        self.queues = {task: TapQueue(queue_size) for task in self.tasks}
         self.register_buffer('steps', torch.zeros((), dtype=torch.long))
-        self.register_buffer('reference', torch.zeros(len(tasks)))
+        self.register_buffer('reference', torch.zeros(len(self.tasks)))
         self.register_buffer('last_warning', torch.full((), -10 ** 9, dtype=torch.long))
 
     @torch.no_grad()
-    def update(self, embeddings: Dict[str, Tensor], latents: Dict[str, Tensor]) -> Dict[str, Tensor]:
-        """Fold one batch in; return ``{'<task>_embed_std', '<task>_latent_std', '<task>_latent_norm'}`` scalars."""
+    def update(self, taps: Dict[str, TapOutput], latents: Dict[str, Tensor], aggregators: nn.ModuleDict,
+               flows: nn.ModuleDict) -> Dict[str, Tensor]:
+        """Fold one batch in; return ``{task}_latent_norm`` and, once two samples are queued,
+        ``{task}_embed_std`` / ``{task}_latent_std`` scalars.
+
+        Args:
+            taps: ``{task: TapOutput}`` of the current batch.
+            latents: ``{task: [B, D]}`` of the current batch.
+            aggregators, flows: the plug-in's per-task modules (used without gradient).
+        """
         out = {}
         self.steps += 1
-        for index, task in enumerate(self.embeds):
-            self.embeds[task].update(embeddings[task])
-            self.latents[task].update(latents[task])
-            latent_std = self.latents[task].std().mean()
-            out[f'{task}_embed_std'] = self.embeds[task].std().mean()
-            out[f'{task}_latent_std'] = latent_std
+        for index, (task, queue) in enumerate(self.queues.items()):
+            queue.push(taps[task])
             out[f'{task}_latent_norm'] = latents[task].detach().float().norm(dim=-1).mean()
-            if int(self.steps) == self.warmup:
+            if queue.rows() < 2:
+                continue
+            f = aggregators[task](queue.batch()).float()
+            z = flows[task](f).float()
+            latent_std = z.var(dim=0).sqrt().mean()
+            out[f'{task}_embed_std'] = f.var(dim=0).sqrt().mean()
+            out[f'{task}_latent_std'] = latent_std
+            if len(queue) == queue.size and float(self.reference[index]) == 0:
                 self.reference[index] = latent_std
             self._check(index, task, latent_std)
         return out
 
     def _check(self, index: int, task: str, latent_std: Tensor) -> None:
         reference = float(self.reference[index])
-        if int(self.steps) <= self.warmup or reference <= 0 or float(latent_std) >= self.ratio * reference:
+        if reference <= 0 or float(latent_std) >= self.ratio * reference:
             return
         if int(self.steps) - int(self.last_warning) < self.warn_interval:
             return
         self.last_warning.fill_(int(self.steps))
         print_log(f'NexusFlow: the {task} latent collapses: its per-dimension std is {float(latent_std):.2e}, '
-                  f'{float(latent_std) / reference:.1%} of {reference:.2e} after {self.warmup} updates (warning below '
-                  f'{self.ratio:.0%}). The alignment loss is being won by shrinking the latent; consider '
-                  'spread_floor=dict(ratio=0.5) (a running latent norm does not stop it).', logger='current',
-                  level=30)
+                  f'{float(latent_std) / reference:.1%} of {reference:.2e} once the first '
+                  f'{self.queues[task].size} batches were queued (warning below {self.ratio:.0%}). The alignment '
+                  'loss is being won by shrinking the latent; consider spread_floor=dict(ratio=0.5) (a running '
+                  'latent norm does not stop it).', logger='current', level=30)

@@ -85,20 +85,22 @@ class NexusFlow(TapPlugin):
         spread_floor (dict, optional): ``dict(ratio=, loss_weight=, queue_size=, warmup=)`` adds ``loss_spread``, a
             hinge that keeps the per-dimension std of every task's embedding and latent above ``ratio`` times its
             early value (:class:`SpreadFloor`); ``None`` (default) is the papers' loss alone.
-        collapse_ratio (float): warn when a task's running latent std falls below this fraction of its value after
-            the first ``collapse_warmup`` updates (:class:`CollapseMonitor`).
-        collapse_warmup (int): updates before the reference latent std is taken.
+        collapse_ratio (float): warn when a task's latent std falls below this fraction of its value once the first
+            ``collapse_queue`` batches are queued (:class:`CollapseMonitor`).
+        collapse_queue (int): training batches whose taps the diagnostic stds are taken over, re-encoded with the
+            current parameters at every update.
         init_cfg (dict, optional): mmengine init config.
 
-    Besides ``loss_align`` the loss dict carries diagnostics (logged, never summed): per task the running
-    per-dimension std of the embedding and of the latent, the mean latent norm and, for couplings, the mean
-    ``log|det|`` of the stack (``diag/<task>_{embed_std,latent_std,latent_norm,logdet}``).
+    Besides ``loss_align`` the loss dict carries diagnostics (logged, never summed): per task the per-dimension std
+    of the embedding and of the latent over the last ``collapse_queue`` training batches at the current parameters
+    (from the second queued sample on), the mean latent norm and, for couplings, the mean ``log|det|`` of the stack
+    (``diag/<task>_{embed_std,latent_std,latent_norm,logdet}``).
     """
 
     def __init__(self, tasks: Dict[str, dict], latent_dim: int = 256, coupling: dict = DEFAULT_COUPLING,
                  invertible: bool = True, align_loss: str = 'center', loss_weight: float = 1.0, seed: int = 0,
                  latent_norm: Optional[str] = None, spread_floor: Optional[dict] = None, collapse_ratio: float = 0.1,
-                 collapse_warmup: int = 20, init_cfg: Optional[dict] = None) -> None:
+                 collapse_queue: int = 16, init_cfg: Optional[dict] = None) -> None:
         check_tasks(tasks)
         if align_loss not in ALIGN_MODES:
             raise ValueError(f'align_loss must be one of {ALIGN_MODES}, got {align_loss!r}')
@@ -115,8 +117,7 @@ class NexusFlow(TapPlugin):
                                         for index, name in enumerate(tasks)})
         out_dim = next(iter(self.flows.values())).out_dim
         self.latent_norm = LatentStandardizer(out_dim) if latent_norm == 'running' else None
-        self.monitor = CollapseMonitor(list(tasks), latent_dim, out_dim, ratio=collapse_ratio,
-                                       warmup=collapse_warmup)
+        self.monitor = CollapseMonitor(list(tasks), ratio=collapse_ratio, queue_size=collapse_queue)
         self.spread_floor = None if spread_floor is None else SpreadFloor(list(tasks), **spread_floor)
         self._latents: Dict[str, Tensor] = {}
 
@@ -162,7 +163,7 @@ class NexusFlow(TapPlugin):
             latents = self.encode(embeddings)
         finally:
             self.clear()
-        diagnostics = self.diagnostics(embeddings, latents) if self.training else {}
+        diagnostics = self.diagnostics(taps, embeddings, latents) if self.training else {}
         if self.spread_floor is not None and self.training:
             diagnostics['loss_spread'] = self.spread_floor(taps, embeddings, latents, self.aggregators, self.flows)
         if self.latent_norm is not None:
@@ -173,9 +174,10 @@ class NexusFlow(TapPlugin):
                     embed_dist=mean_pair_distance([f.detach() for f in f_list]), **diagnostics)
 
     @torch.no_grad()
-    def diagnostics(self, embeddings: Dict[str, Tensor], latents: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    def diagnostics(self, taps: Dict[str, Any], embeddings: Dict[str, Tensor],
+                    latents: Dict[str, Tensor]) -> Dict[str, Tensor]:
         """``diag/*`` scalars of one training batch (see the class docstring); updates the collapse monitor."""
-        stats = self.monitor.update(embeddings, latents)
+        stats = self.monitor.update(taps, latents, self.aggregators, self.flows)
         for name, flow in self.flows.items():
             if hasattr(flow, 'volume_log_det'):
                 stats[f'{name}_logdet'] = flow.volume_log_det(embeddings[name].detach()).mean()

@@ -11,12 +11,13 @@ embeddings or latents would carry the drift of the map since they were computed,
 that drift while the spread collapses (measured on a toy at one sample per step: two such floors failed that way).
 The gradient reaches the aggregator and the flow through every row and the host through the current sample.
 """
-from typing import Dict, List
+from typing import Dict
 
 import torch
 from torch import Tensor, nn
 
-from ...core.tap_adapters import TapOutput, cat_taps
+from ...core.tap_adapters import TapOutput
+from .tap_queue import TapQueue
 
 
 class SpreadFloor(nn.Module):
@@ -43,7 +44,7 @@ class SpreadFloor(nn.Module):
             raise ValueError(f'spread_floor queue_size and warmup must be >= 1, got {queue_size} and {warmup}')
         self.tasks, self.ratio, self.loss_weight = list(tasks), float(ratio), float(loss_weight)
         self.queue_size, self.warmup = int(queue_size), int(warmup)
-        self.queues: Dict[str, List[TapOutput]] = {task: [] for task in self.tasks}
+        self.queues = {task: TapQueue(queue_size) for task in self.tasks}
         self.register_buffer('steps', torch.zeros((), dtype=torch.long))
         self.register_buffer('reference', torch.zeros(len(self.tasks), 2))  # per task: (embedding, latent)
 
@@ -63,7 +64,7 @@ class SpreadFloor(nn.Module):
         for index, task in enumerate(self.tasks):
             queue = self.queues[task]
             if active:
-                f_queue = aggregators[task](cat_taps(queue))
+                f_queue = aggregators[task](queue.batch())
                 rows = (torch.cat([embeddings[task], f_queue]), torch.cat([latents[task], flows[task](f_queue)]))
                 for slot, x in enumerate(rows):
                     std = (x.float().var(dim=0) + 1e-8).sqrt()                                       # [D]
@@ -72,9 +73,5 @@ class SpreadFloor(nn.Module):
                         reference += (std.detach().mean() - reference) / int(self.steps)
                     else:
                         total = total + torch.relu(self.ratio * reference - std).mean()
-            tap = taps[task]
-            queue.insert(0, TapOutput(tap.features.detach(), tap.positions.detach(),
-                                      None if tap.padding_mask is None else tap.padding_mask.detach(),
-                                      tap.spatial_shape))
-            del queue[self.queue_size:]
+            queue.push(taps[task])
         return self.loss_weight * total
