@@ -3,7 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from projects.nexusflow.models.nexusflow import AffineCouplingStack, MLPStack
+from projects.nexusflow.core.tap_adapters import TapOutput
+from projects.nexusflow.models.nexusflow import AffineCouplingStack, MLPAggregator, MLPStack
 from projects.nexusflow.models.nexusflow.coupling import coupling_partitions
 
 
@@ -123,6 +124,18 @@ def test_mlp_stack_same_depth_and_width(output, out_dim):
     assert z.shape == (5, out_dim) == (5, flow.out_dim)
     assert not torch.allclose(z, flow(x))
     assert not hasattr(mlp, 'inverse')
+
+
+@pytest.mark.parametrize('num_layers', [1, 6])
+def test_mlp_stack_and_aggregator_keep_the_spread_of_their_input(num_layers):
+    # PyTorch's default Linear init shrinks the spread ~6x per ReLU layer: 6 blocks mapped every input to one point
+    torch.manual_seed(0)
+    x = torch.randn(256, 64)
+    z = MLPStack(64, num_layers=num_layers, hidden_dims=(64, ), output='half')(x)
+    assert 0.3 < float(z.std(0).mean()) < 3.0
+    tap = TapOutput(torch.randn(256, 1, 64), torch.rand(256, 1, 2))
+    f = MLPAggregator(64, out_dim=64, depth=3)(tap)
+    assert 0.3 < float(f.std(0).mean()) < 3.0
 
 
 def test_invalid_arguments():

@@ -24,7 +24,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
-from ..layers import build_mlp, check_attention_heads
+from ..layers import build_mlp, check_attention_heads, variance_preserving_init_
 from ...core.tap_adapters import TapOutput
 
 POOL_MODES = ('flatten', 'mean')
@@ -56,7 +56,7 @@ def check_tap(tap: TapOutput, in_channels: int, owner: str) -> None:
 
 @MODELS.register_module('NexusFlowMLPAggregator')
 class MLPAggregator(BaseModule):
-    """Masked mean over the set, then an MLP of ``depth`` linear layers: ``[B, N, C] -> [B, out_dim]``.
+    """Masked mean over the set, then an MLP of ``depth`` He-initialised linear layers: ``[B, N, C] -> [B, out_dim]``.
 
     Args:
         in_channels (int): ``C`` of the tap.
@@ -74,7 +74,8 @@ class MLPAggregator(BaseModule):
             raise ValueError(f'depth must be >= 1, got {depth}')
         self.in_channels = in_channels
         self.out_dim = out_dim
-        self.mlp = build_mlp(in_channels, [hidden_dim or out_dim] * (depth - 1), out_dim, act_cfg)
+        self.mlp = variance_preserving_init_(build_mlp(in_channels, [hidden_dim or out_dim] * (depth - 1), out_dim,
+                                                       act_cfg))
 
     def forward(self, tap: TapOutput) -> Tensor:
         """Aggregate one tap.

@@ -20,7 +20,7 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
-from ..layers import build_mlp
+from ..layers import build_mlp, variance_preserving_init_
 
 OUTPUT_MODES = ('full', 'half')
 
@@ -219,8 +219,9 @@ class MLPStack(BaseModule):
     """The ``w/o inv`` ablation: a plain, non-invertible MLP in place of :class:`AffineCouplingStack`.
 
     It has the same depth (``num_layers`` blocks, each an MLP with ``hidden_dims``, activations between blocks)
-    and the same output width (``D`` for ``'full'``, ``D / 2`` for ``'half'``). It uses PyTorch's default
-    initialisation: a zero start would map every input to the same point, i.e. start collapsed.
+    and the same output width (``D`` for ``'full'``, ``D / 2`` for ``'half'``). It is He-initialised
+    (:func:`variance_preserving_init_`): a zero start, or PyTorch's default initialisation over this depth, would map
+    every input to (nearly) the same point, i.e. start collapsed.
 
     Args:
         dim (int): even embedding width ``D``.
@@ -243,7 +244,7 @@ class MLPStack(BaseModule):
             blocks.append(build_mlp(dim, hidden_dims, self.out_dim if last else dim, act_cfg))
             if not last:
                 blocks.append(build_activation_layer(act_cfg))
-        self.blocks = nn.Sequential(*blocks)
+        self.blocks = variance_preserving_init_(nn.Sequential(*blocks))
 
     @property
     def out_dim(self) -> int:
