@@ -66,9 +66,10 @@ class FakeRunner:
         if tool == 'tools/analyze_features.py':
             out = command[command.index('--out-dir') + 1]
             os.makedirs(out, exist_ok=True)
+            latent_std = 0.2 if out.endswith('analysis_start') else 0.01
             with open(osp.join(out, 'analysis.json'), 'w') as f:
-                json.dump(dict(features={'taps/map': dict(mmd_city={'boston~singapore': dict(mean=0.5, std=0.1)})}),
-                          f)
+                json.dump(dict(features={'taps/map': dict(mmd_city={'boston~singapore': dict(mean=0.5, std=0.1)}),
+                                         'latents/map': dict(mmd_city={}, mean_std=latent_std)}), f)
             return 0
         raise AssertionError(f'unexpected command {command}')
 
@@ -148,12 +149,17 @@ def test_run_resume_and_report(tmp_path):
     # the interrupted run resumes from its checkpoint; nothing finished is redone
     executor.run(planner.plan(runs))
     second = runner.calls[len(first):]
-    # seed-major order: the interrupted twophase/seed0, then scratch/seed0, full/seed1, baseline/seed1
-    assert [c[1] for c in second] == ['tools/train.py', 'tools/test.py', 'tools/analyze_features.py'] * 4
-    assert [c[c.index('--work-dir') + 1].split(os.sep)[-3] for c in second[::3]] == ['twophase', 'scratch', 'full',
-                                                                                    'baseline']
+    # seed-major order: the interrupted twophase/seed0 (also analysed as it starts, from baseline/seed0's
+    # checkpoint), then scratch/seed0, full/seed1, baseline/seed1
+    tools = ['tools/train.py', 'tools/test.py', 'tools/analyze_features.py']
+    assert [c[1] for c in second] == tools + ['tools/analyze_features.py'] + tools * 3
+    start = second[3]
+    assert start[3] == osp.join(out, 'runs', 'baseline', 'seed0', 'train', 'epoch_2.pth')
+    assert start[start.index('--out-dir') + 1] == osp.join(out, 'runs', 'twophase', 'seed0', 'analysis_start')
+    assert [c[c.index('--work-dir') + 1].split(os.sep)[-3] for c in second[::3][:1] + second[4::3]] == [
+        'twophase', 'scratch', 'full', 'baseline']
     assert '--resume' in second[0] and not any(arg.startswith('load_from=') for arg in second[0])
-    assert '--resume' not in second[3]
+    assert '--resume' not in second[4]
     executor.run(planner.plan(runs))
     assert len(runner.calls) == len(first) + len(second), 'a finished reproduction runs nothing'
 
@@ -171,9 +177,12 @@ def test_run_resume_and_report(tmp_path):
     assert results['summary']['full']['track/amota'] == pytest.approx(dict(mean=0.55, std=0.1 / 2 ** 0.5, n=2))
     assert results['summary']['twophase']['map/lanes_iou']['mean'] == pytest.approx(30.0)
     assert results['rows']['baseline']['seeds']['1']['mmd'] == {'taps/map': 0.5}
+    assert results['rows']['twophase']['seeds']['0']['spread'] == {'latents/map': dict(start=0.2, end=0.01)}
+    assert results['rows']['full']['seeds']['0']['spread'] == {'latents/map': dict(end=0.01)}
     assert set(results['budget']) == {'data', 'train', 'test', 'analysis'}
     page = markdown(results, protocol)
     assert '| Full | 2 | 0.550 ± 0.071 |' in page and '| Scratch | 1 | 0.100 |' in page
+    assert '| Two-phase | - → - | - → - | - → - | 0.2 → 0.01 |' in page
     paths = plot(results, protocol, out)
     assert all(osp.getsize(p) > 1000 for p in paths)
 

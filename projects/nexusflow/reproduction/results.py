@@ -3,12 +3,14 @@ page and plots.
 
 ``results.json``::
 
-    {protocol, generated, rows: {row: {label, group, seeds: {seed: {metrics, mmd, diagnostics, seconds}}}},
+    {protocol, generated, rows: {row: {label, group, seeds: {seed: {metrics, mmd, spread, diagnostics, seconds}}}},
      summary: {row: {metric: {mean, std, n}}}, budget: {stage kind: seconds}}
 
 ``metrics`` keeps every number ``tools/test.py`` reported (overall and per city); ``mmd`` the squared MMD
-Boston~Singapore (mean over subsets) of each analysed feature set; ``diagnostics`` the first and last logged value of
-every ``diag/*`` scalar of the training (NexusFlow runs).
+Boston~Singapore (mean over subsets) of each analysed feature set; ``spread`` the mean per-dimension std of
+NexusFlow's embeddings and latents over the val scenes at fixed parameters, ``{feature: {start, end}}`` (``start``
+from the checkpoint a phase-2 run starts from, its plug-in as initialised); ``diagnostics`` the first and last logged
+value of every ``diag/*`` scalar of the training (NexusFlow runs).
 """
 import glob
 import json
@@ -24,6 +26,7 @@ CITIES = ('boston', 'singapore')
 TRACK_KEYS = ('amota', 'amotp', 'recall', 'ids')
 MAP_KEYS = ('lanes_iou', 'drivable_iou', 'divider_iou', 'crossing_iou')
 MMD_FEATURES = ('taps/track', 'taps/map', 'embeddings/track', 'embeddings/map', 'latents/track', 'latents/map')
+SPREAD_FEATURES = MMD_FEATURES[2:]
 CITY_PAIR = 'boston~singapore'
 
 
@@ -35,14 +38,30 @@ def metric_names() -> List[str]:
     return names
 
 
-def _mmd(analysis_dir: str) -> Dict[str, float]:
+def _features(analysis_dir: str) -> Dict[str, dict]:
     path = osp.join(analysis_dir, 'analysis.json')
     if not osp.isfile(path):
         return {}
     with open(path) as f:
-        features = json.load(f)['features']
-    return {name: entry['mmd_city'][CITY_PAIR]['mean'] for name, entry in features.items()
+        return json.load(f)['features']
+
+
+def _mmd(analysis_dir: str) -> Dict[str, float]:
+    return {name: entry['mmd_city'][CITY_PAIR]['mean'] for name, entry in _features(analysis_dir).items()
             if entry['mmd_city'].get(CITY_PAIR) is not None}
+
+
+def _spread(run_dir: str) -> Dict[str, Dict[str, float]]:
+    """``{feature: {start, end}}`` mean per-dimension stds of the NexusFlow features the analyses found."""
+    moments = {when: _features(osp.join(run_dir, name)) for when, name in (('start', 'analysis_start'),
+                                                                           ('end', 'analysis'))}
+    spread = {}
+    for feature in SPREAD_FEATURES:
+        values = {when: found[feature]['mean_std'] for when, found in moments.items()
+                  if 'mean_std' in found.get(feature, {})}
+        if values:
+            spread[feature] = values
+    return spread
 
 
 def _diagnostics(train_dir: str) -> Dict[str, Dict[str, float]]:
@@ -69,7 +88,7 @@ def collect_run(run_dir: str) -> Optional[dict]:
     with open(osp.join(test_dir, METRICS)) as f:
         metrics = json.load(f)
     train = read_done(osp.join(run_dir, 'train')) or {}
-    return dict(metrics=metrics, mmd=_mmd(osp.join(run_dir, 'analysis')),
+    return dict(metrics=metrics, mmd=_mmd(osp.join(run_dir, 'analysis')), spread=_spread(run_dir),
                 diagnostics=_diagnostics(osp.join(run_dir, 'train')),
                 seconds=dict(train=train.get('seconds'), test=test.get('seconds')))
 
@@ -100,6 +119,10 @@ def collect(protocol: Protocol, runs: Sequence[Run], planner, stages: Sequence) 
         stats = {key: mean_std([s['metrics'].get(key, float('nan')) for s in seeds]) for key in metric_names()}
         for feature in MMD_FEATURES:
             stats[f'mmd/{feature}'] = mean_std([s['mmd'].get(feature, float('nan')) for s in seeds])
+        for feature in SPREAD_FEATURES:
+            for when in ('start', 'end'):
+                stats[f'spread/{feature}/{when}'] = mean_std(
+                    [s.get('spread', {}).get(feature, {}).get(when, float('nan')) for s in seeds])
         summary[name] = stats
     budget: Dict[str, float] = {}
     for stage in stages:
@@ -116,6 +139,13 @@ def _cell(stat: dict, scale: float = 1.0, digits: int = 3) -> str:
     if stat['n'] == 1:
         return f'{stat["mean"] * scale:.{digits}f}'
     return f'{stat["mean"] * scale:.{digits}f} ± {stat["std"] * scale:.{digits}f}'
+
+
+def _sig(stat: dict) -> str:
+    """Three significant digits (spreads range over orders of magnitude), ``± std`` for several seeds."""
+    if stat['n'] == 0:
+        return '-'
+    return f'{stat["mean"]:.3g}' + (f' ± {stat["std"]:.2g}' if stat['n'] > 1 else '')
 
 
 def _table(header: List[str], lines: List[List[str]]) -> List[str]:
@@ -144,11 +174,18 @@ def markdown(results: dict, protocol: Protocol) -> str:
                           for c in CITIES] for r in order])
     mmd = _table(['row'] + [f'MMD² B~S {f}' for f in MMD_FEATURES],
                  [[label[r]] + [_cell(stats[r][f'mmd/{f}'], digits=4) for f in MMD_FEATURES] for r in order])
+    spread_rows = [r for r in order if any(stats[r][f'spread/{f}/{w}']['n'] for f in SPREAD_FEATURES
+                                           for w in ('start', 'end'))]
+    spread = _table(['row'] + [f'std {f}' for f in SPREAD_FEATURES],
+                    [[label[r]] + [f"{_sig(stats[r][f'spread/{f}/start'])} → {_sig(stats[r][f'spread/{f}/end'])}"
+                                   for f in SPREAD_FEATURES] for r in spread_rows])
     budget = ', '.join(f'{kind} {seconds / 3600:.2f} h' for kind, seconds in results['budget'].items())
     total = sum(results['budget'].values()) / 3600
     return '\n'.join(['### Overall (held-out val scenes)', ''] + overall
                      + ['', '### Per city', ''] + per_city
                      + ['', '### Boston–Singapore MMD² of the task features and latents', ''] + mmd
+                     + (['', '### Spread of NexusFlow\'s embeddings and latents (mean per-dimension std over the val '
+                         'scenes at fixed parameters, start of the run → end)', ''] + spread if spread_rows else [])
                      + ['', f'Measured compute: {budget} (total {total:.2f} h on this machine).', ''])
 
 

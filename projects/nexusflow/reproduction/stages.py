@@ -7,6 +7,7 @@ Layout under the output folder ``OUT``::
     OUT/runs/<row>/seed<k>/train/       tools/train.py work dir of one run (+ DONE.json with the final checkpoint)
     OUT/runs/<row>/seed<k>/test/        tools/test.py work dir on the held-out val scenes (+ metrics.json, DONE.json)
     OUT/runs/<row>/seed<k>/analysis/    tools/analyze_features.py output (+ DONE.json)
+    OUT/runs/<row>/seed<k>/analysis_start/  the same for the checkpoint a run starts from (rows with init=<row>)
     OUT/logs/<stage key>.log            the full output of every command
 
 A stage is done when its ``DONE.json`` exists; it records the command, the finish time and the duration. A
@@ -215,15 +216,21 @@ class StagePlanner:
             return dict(metrics=METRICS)
         stages = [train, Stage(key=f'{run.key}/test', kind='test', work_dir=test_dir, command=test_command,
                                finish=test_finish, row=run.row.name)]
-        if analysis:
-            analysis_dir = osp.join(base, 'analysis')
-
-            def analysis_command() -> List[str]:
-                return [self.python, 'tools/analyze_features.py', run.row.config, checkpoint(), '--out-dir',
-                        analysis_dir, '--work-dir', osp.join(analysis_dir, 'logs')] + cfg_options(evaluated)
-            stages.append(Stage(key=f'{run.key}/analysis', kind='analysis', work_dir=analysis_dir,
-                                command=analysis_command, row=run.row.name))
+        if not analysis:
+            return stages
+        stages.append(self._analysis_stage(run, 'analysis', checkpoint, evaluated))
+        if run.row.init not in (None, 'pretrain'):
+            # the run's model as it starts: the other row's checkpoint, the parts it lacks (a plug-in) as initialised
+            stages.append(self._analysis_stage(run, 'analysis_start', lambda: self.init_checkpoint(run), evaluated))
         return stages
+
+    def _analysis_stage(self, run: Run, name: str, checkpoint: Callable[[], str], options: Dict[str, object]) -> Stage:
+        work_dir = osp.join(self.run_dir(run), name)
+
+        def command() -> List[str]:
+            return [self.python, 'tools/analyze_features.py', run.row.config, checkpoint(), '--out-dir', work_dir,
+                    '--work-dir', osp.join(work_dir, 'logs')] + cfg_options(options)
+        return Stage(key=f'{run.key}/{name}', kind='analysis', work_dir=work_dir, command=command, row=run.row.name)
 
     def plan(self, runs: List[Run], analysis: bool = True) -> List[Stage]:
         """Every stage of ``runs`` in execution order: data, pretraining, then each run's train/test/analysis."""
