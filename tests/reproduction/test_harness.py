@@ -1,9 +1,11 @@
 """The reproduction harness on a fake runner: stage order, resume, shared stages, aggregation, report (no training)."""
+import glob
 import json
 import os
 import os.path as osp
 
 import pytest
+from mmengine.config import Config
 
 from projects.nexusflow.reproduction import Executor, StagePlanner, collect, expand_runs, load_protocol, markdown, \
     mean_std, plot
@@ -214,3 +216,19 @@ def test_data_options_move_every_loader_and_no_metric_needs_one(tmp_path):
     assert data_options(root, CONFIG) == {'train_dataloader.dataset.dataset.data_root': root + '/',
                                           'val_dataloader.dataset.data_root': root + '/',
                                           'test_dataloader.dataset.data_root': root + '/'}
+
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+PROTOCOLS = sorted(glob.glob(osp.join(REPO, 'configs', 'uniad_nexusflow', 'reproduce', 'synth_*.py')))
+
+
+@pytest.mark.parametrize('path', PROTOCOLS, ids=osp.basename)
+def test_shipped_protocols_load(path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    protocol = load_protocol(path)
+    assert protocol.rows and all(osp.isfile(row.config) for row in protocol.rows)
+    if protocol.name.endswith('noleak'):
+        # the leak-free chain keeps box labels only where the S-Geo rows have track labels
+        for stage in protocol.pretrain_stages:
+            assert Config.fromfile(stage.config).train_dataloader.dataset.split == 'standard', stage.config
+        assert {row.group for row in protocol.rows} == {'S-Geo'}
