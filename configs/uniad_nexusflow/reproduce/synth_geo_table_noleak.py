@@ -8,8 +8,8 @@ pretrain = dict(
     then=[dict(name='clips', config='configs/uniad_nexusflow/reproduce/tiny_pretrain_track_clips_sgeo.py')])
 _cfg = 'configs/uniad_nexusflow/'
 rows = [
-    dict(name='full', label='Full supervision (oracle)', config=_cfg + 'tiny_uniad_full.py', seeds=1,
+    dict(name='full', label='Full supervision (oracle)', config=_cfg + 'tiny_uniad_full.py', seeds=3,
          options={{_base_.phase1}}, group='S-Geo'),
-    dict(name='baseline', label='Baseline (PS-MTL)', config=_cfg + 'tiny_uniad_sgeo.py', seeds=1,
+    dict(name='baseline', label='Baseline (PS-MTL)', config=_cfg + 'tiny_uniad_sgeo.py', seeds=3,
          options={{_base_.phase1}}, group='S-Geo'),
 ]
