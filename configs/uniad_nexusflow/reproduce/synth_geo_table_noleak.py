@@ -1,7 +1,8 @@
 # synth_geo_table.py with a pretraining chain that has not seen Boston's boxes (the S-Geo rows have no track labels
 # in Boston), to tell whether the shared pretraining hides the geo-split's tracking gap:
 #   python tools/reproduce.py configs/uniad_nexusflow/reproduce/synth_geo_table_noleak.py
-# Only S-Geo rows are meaningful here (an R-Geo row would pretrain on the city it has no track labels for).
+# Only S-Geo rows are meaningful here (an R-Geo row would pretrain on the city it has no track labels for). Measured so
+# far: full and baseline (docs/reproduction/README.md, fourth session); the phase-2 rows are next.
 _base_ = ['./synth_geo_table.py']
 pretrain = dict(
     config='configs/uniad_nexusflow/reproduce/tiny_pretrain_track_sgeo.py',
@@ -12,4 +13,8 @@ rows = [
          options={{_base_.phase1}}, group='S-Geo'),
     dict(name='baseline', label='Baseline (PS-MTL)', config=_cfg + 'tiny_uniad_sgeo.py', seeds=3,
          options={{_base_.phase1}}, group='S-Geo'),
+    dict(name='phase2_control', label='Phase-2 control (no plug-in)', config=_cfg + 'tiny_uniad_twophase_control_sgeo.py',
+         seeds=3, init='baseline', options={{_base_.phase2}}, group='S-Geo'),
+    dict(name='nexusflow_2p', label='NexusFlow two-phase', config=_cfg + 'tiny_nexusflow_twophase_sgeo.py', seeds=3,
+         init='baseline', options={{_base_.phase2}}, group='S-Geo'),
 ]
