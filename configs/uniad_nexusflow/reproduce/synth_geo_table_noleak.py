@@ -14,7 +14,8 @@ rows = [
     dict(name='baseline', label='Baseline (PS-MTL)', config=_cfg + 'tiny_uniad_sgeo.py', seeds=3,
          options={{_base_.phase1}}, group='S-Geo'),
     dict(name='phase2_control', label='Phase-2 control (no plug-in)',
-         config=_cfg + 'tiny_uniad_twophase_control_sgeo.py', seeds=3, init='baseline', options={{_base_.phase2}}, group='S-Geo'),
+         config=_cfg + 'tiny_uniad_twophase_control_sgeo.py', seeds=3, init='baseline', options={{_base_.phase2}},
+         group='S-Geo'),
     dict(name='nexusflow_2p', label='NexusFlow two-phase', config=_cfg + 'tiny_nexusflow_twophase_sgeo.py', seeds=3,
          init='baseline', options={{_base_.phase2}}, group='S-Geo'),
 ]
