@@ -122,7 +122,7 @@ def collect(protocol: Protocol, runs: Sequence[Run], planner, stages: Sequence) 
         for feature in SPREAD_FEATURES:
             for when in ('start', 'end'):
                 stats[f'spread/{feature}/{when}'] = mean_std(
-                    [s.get('spread', {}).get(feature, {}).get(when, float('nan')) for s in seeds])
+                    [s['spread'].get(feature, {}).get(when, float('nan')) for s in seeds])
         summary[name] = stats
     budget: Dict[str, float] = {}
     for stage in stages:

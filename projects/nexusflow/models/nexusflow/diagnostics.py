@@ -102,10 +102,10 @@ class CollapseMonitor(nn.Module):
 
     def __init__(self, tasks, ratio: float = 0.1, queue_size: int = 16, warn_interval: int = 100) -> None:
         super().__init__()
-        self.tasks, self.ratio, self.warn_interval = list(tasks), float(ratio), int(warn_interval)
-        self.queues = {task: TapQueue(queue_size) for task in self.tasks}
+        self.ratio, self.warn_interval = float(ratio), int(warn_interval)
+        self.queues = {task: TapQueue(queue_size) for task in tasks}
         self.register_buffer('steps', torch.zeros((), dtype=torch.long))
-        self.register_buffer('reference', torch.zeros(len(self.tasks)))
+        self.register_buffer('reference', torch.zeros(len(self.queues)))
         self.register_buffer('last_warning', torch.full((), -10 ** 9, dtype=torch.long))
 
     @torch.no_grad()

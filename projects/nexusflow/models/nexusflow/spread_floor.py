@@ -43,7 +43,7 @@ class SpreadFloor(nn.Module):
         if queue_size < 1 or warmup < 1:
             raise ValueError(f'spread_floor queue_size and warmup must be >= 1, got {queue_size} and {warmup}')
         self.tasks, self.ratio, self.loss_weight = list(tasks), float(ratio), float(loss_weight)
-        self.queue_size, self.warmup = int(queue_size), int(warmup)
+        self.warmup = int(warmup)
         self.queues = {task: TapQueue(queue_size) for task in self.tasks}
         self.register_buffer('steps', torch.zeros((), dtype=torch.long))
         self.register_buffer('reference', torch.zeros(len(self.tasks), 2))  # per task: (embedding, latent)
