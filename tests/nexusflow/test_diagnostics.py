@@ -82,7 +82,7 @@ def test_collapse_monitor_measures_the_spread_of_the_current_map_not_its_drift()
 def test_collapse_monitor_starts_with_two_samples_and_warns_once_the_latent_shrinks(caplog):
     torch.manual_seed(0)
     aggregators, flows = modules()
-    monitor = CollapseMonitor(['track', 'map'], ratio=0.1, queue_size=4, warn_interval=1000)
+    monitor = CollapseMonitor(['track', 'map'], ratio=0.1, queue_size=4, interval=1, warn_interval=1000)
     first = monitor.update(taps_of(), {t: torch.ones(1, 4) for t in ('track', 'map')}, aggregators, flows)
     assert set(first) == {'track_latent_norm', 'map_latent_norm'}, 'no std from a single sample'
     assert float(first['track_latent_norm']) == 2.0
@@ -102,6 +102,26 @@ def test_collapse_monitor_starts_with_two_samples_and_warns_once_the_latent_shri
     assert float(out['track_embed_std']) > 0.3, 'the embedding did not shrink'
     warnings = [r.getMessage() for r in caplog.records if 'collapses' in r.getMessage()]
     assert len(warnings) == 1 and 'track latent' in warnings[0]
+
+
+def test_collapse_monitor_measures_every_interval_updates_and_repeats_the_last_measurement():
+    torch.manual_seed(0)
+    aggregators, flows = modules()
+    passes = []
+    aggregators['track'].register_forward_hook(lambda module, args, output: passes.append(args[0].features.shape[0]))
+    monitor = CollapseMonitor(['track', 'map'], queue_size=4, interval=5)
+    outs = []
+    for step in range(12):
+        flows['track'].scale = 1.0 if step < 10 else 0.5
+        outs.append(monitor.update(taps_of(), {t: torch.ones(1, 4) for t in ('track', 'map')}, aggregators, flows))
+    # updates 1, 6 and 11 measure; update 1 holds one sample, too few for a std
+    assert passes == [4, 4], 'the queue is re-encoded at updates 6 and 11 only, as one batch of the 4 queued samples'
+    assert all('track_latent_std' not in out for out in outs[:5])
+    assert all(out['track_latent_std'] == outs[5]['track_latent_std'] for out in outs[6:10])
+    assert torch.allclose(outs[10]['track_latent_std'], 0.5 * outs[10]['track_embed_std'])
+    assert float(monitor.reference[0]) == float(outs[5]['track_latent_std']), 'first measurement with a full queue'
+    with pytest.raises(ValueError, match='interval >= 1'):
+        CollapseMonitor(['track'], interval=0)
 
 
 @pytest.mark.parametrize('output', ['full', 'half'])

@@ -87,23 +87,30 @@ class CollapseMonitor(nn.Module):
     """Per task the per-dimension std of the embedding ``f`` and of the latent ``z`` at the current parameters, and
     a collapse warning.
 
-    Every update pushes the batch's taps into a :class:`TapQueue` and re-encodes the queue (no gradient) with the
-    current aggregator and flow, so the std is the spread of the last ``queue_size`` samples under one and the same
-    map (a running average of past embeddings would add the map's drift since then). The reference of a task is its
-    latent std at the first update with a full queue; a warning is logged (at most every ``warn_interval`` updates)
-    while the latent std is below ``ratio`` times it.
+    Every update pushes the batch's taps into a :class:`TapQueue`; every ``interval`` updates the queue is re-encoded
+    (no gradient) with the current aggregator and flow, so the std is the spread of the last ``queue_size`` samples
+    under one and the same map (a running average of past embeddings would add the map's drift since then). Between
+    two measurements the last one is returned again, so a logger's window mean stays a mean over recent steps. The
+    reference of a task is its latent std at the first measurement with a full queue; a warning is logged (at most
+    every ``warn_interval`` updates) while the latent std is below ``ratio`` times it.
 
     Args:
         tasks (list[str]): task names.
         ratio (float): collapse threshold, fraction of the reference std.
         queue_size (int): tap outputs (training batches) the std is taken over.
+        interval (int): updates between two measurements (1: every update). Re-encoding the queue costs about
+            ``queue_size`` forward passes of the aggregator and flow.
         warn_interval (int): updates between two warnings.
     """
 
-    def __init__(self, tasks, ratio: float = 0.1, queue_size: int = 16, warn_interval: int = 100) -> None:
+    def __init__(self, tasks, ratio: float = 0.1, queue_size: int = 16, interval: int = 10,
+                 warn_interval: int = 100) -> None:
         super().__init__()
-        self.ratio, self.warn_interval = float(ratio), int(warn_interval)
+        if interval < 1:
+            raise ValueError(f'the collapse monitor needs interval >= 1, got {interval}')
+        self.ratio, self.interval, self.warn_interval = float(ratio), int(interval), int(warn_interval)
         self.queues = {task: TapQueue(queue_size) for task in tasks}
+        self._measured: Dict[str, Tensor] = {}
         self.register_buffer('steps', torch.zeros((), dtype=torch.long))
         self.register_buffer('reference', torch.zeros(len(self.queues)))
         self.register_buffer('last_warning', torch.full((), -10 ** 9, dtype=torch.long))
@@ -111,8 +118,8 @@ class CollapseMonitor(nn.Module):
     @torch.no_grad()
     def update(self, taps: Dict[str, TapOutput], latents: Dict[str, Tensor], aggregators: nn.ModuleDict,
                flows: nn.ModuleDict) -> Dict[str, Tensor]:
-        """Fold one batch in; return ``{task}_latent_norm`` and, once two samples are queued,
-        ``{task}_embed_std`` / ``{task}_latent_std`` scalars.
+        """Fold one batch in; return ``{task}_latent_norm`` and, from the first measurement with two samples
+        queued on, ``{task}_embed_std`` / ``{task}_latent_std`` scalars (the last measurement's).
 
         Args:
             taps: ``{task: TapOutput}`` of the current batch.
@@ -121,20 +128,24 @@ class CollapseMonitor(nn.Module):
         """
         out = {}
         self.steps += 1
+        measure = (int(self.steps) - 1) % self.interval == 0
         for index, (task, queue) in enumerate(self.queues.items()):
             queue.push(taps[task])
             out[f'{task}_latent_norm'] = latents[task].detach().float().norm(dim=-1).mean()
-            if queue.rows() < 2:
-                continue
-            f = aggregators[task](queue.batch()).float()
-            z = flows[task](f).float()
-            latent_std = z.var(dim=0).sqrt().mean()
-            out[f'{task}_embed_std'] = f.var(dim=0).sqrt().mean()
-            out[f'{task}_latent_std'] = latent_std
-            if len(queue) == queue.size and float(self.reference[index]) == 0:
-                self.reference[index] = latent_std
-            self._check(index, task, latent_std)
+            if measure and queue.rows() >= 2:
+                self._measure(index, task, aggregators[task], flows[task])
+        out.update(self._measured)
         return out
+
+    def _measure(self, index: int, task: str, aggregator: nn.Module, flow: nn.Module) -> None:
+        queue = self.queues[task]
+        f = aggregator(queue.batch()).float()
+        latent_std = flow(f).float().var(dim=0).sqrt().mean()
+        self._measured[f'{task}_embed_std'] = f.var(dim=0).sqrt().mean()
+        self._measured[f'{task}_latent_std'] = latent_std
+        if len(queue) == queue.size and float(self.reference[index]) == 0:
+            self.reference[index] = latent_std
+        self._check(index, task, latent_std)
 
     def _check(self, index: int, task: str, latent_std: Tensor) -> None:
         reference = float(self.reference[index])

@@ -88,20 +88,23 @@ class NexusFlow(TapPlugin):
         collapse_ratio (float): warn when a task's latent std falls below this fraction of its value once the first
             ``collapse_queue`` batches are queued (:class:`CollapseMonitor`).
         collapse_queue (int): training batches whose taps the diagnostic stds are taken over, re-encoded with the
-            current parameters at every update (no gradient). The detached taps stay on the device: for the
-            full-size map tap (200x200x256 BEV, fp32) that is 41 MB per batch, 0.66 GB at the default 16.
+            current parameters (no gradient). The detached taps stay on the device: for the full-size map tap
+            (200x200x256 BEV, fp32) that is 41 MB per batch, 0.66 GB at the default 16.
+        collapse_interval (int): training steps between two re-encodings of the queue (the logged stds are those
+            of the last one); 1 measures at every step, at ``collapse_queue`` aggregator and flow passes each.
         init_cfg (dict, optional): mmengine init config.
 
     Besides ``loss_align`` the loss dict carries diagnostics (logged, never summed): per task the per-dimension std
-    of the embedding and of the latent over the last ``collapse_queue`` training batches at the current parameters
-    (from the second queued sample on), the mean latent norm and, for couplings, the mean ``log|det|`` of the stack
-    (``diag/<task>_{embed_std,latent_std,latent_norm,logdet}``).
+    of the embedding and of the latent over the last ``collapse_queue`` training batches, measured every
+    ``collapse_interval`` steps at the parameters of that step (from the second queued sample on), the mean latent
+    norm and, for couplings, the mean ``log|det|`` of the stack (``diag/<task>_{embed_std,latent_std,latent_norm,
+    logdet}``).
     """
 
     def __init__(self, tasks: Dict[str, dict], latent_dim: int = 256, coupling: dict = DEFAULT_COUPLING,
                  invertible: bool = True, align_loss: str = 'center', loss_weight: float = 1.0, seed: int = 0,
                  latent_norm: Optional[str] = None, spread_floor: Optional[dict] = None, collapse_ratio: float = 0.1,
-                 collapse_queue: int = 16, init_cfg: Optional[dict] = None) -> None:
+                 collapse_queue: int = 16, collapse_interval: int = 10, init_cfg: Optional[dict] = None) -> None:
         check_tasks(tasks)
         if align_loss not in ALIGN_MODES:
             raise ValueError(f'align_loss must be one of {ALIGN_MODES}, got {align_loss!r}')
@@ -118,7 +121,8 @@ class NexusFlow(TapPlugin):
                                         for index, name in enumerate(tasks)})
         out_dim = next(iter(self.flows.values())).out_dim
         self.latent_norm = LatentStandardizer(out_dim) if latent_norm == 'running' else None
-        self.monitor = CollapseMonitor(list(tasks), ratio=collapse_ratio, queue_size=collapse_queue)
+        self.monitor = CollapseMonitor(list(tasks), ratio=collapse_ratio, queue_size=collapse_queue,
+                                       interval=collapse_interval)
         self.spread_floor = None if spread_floor is None else SpreadFloor(list(tasks), **spread_floor)
         self._latents: Dict[str, Tensor] = {}
 
