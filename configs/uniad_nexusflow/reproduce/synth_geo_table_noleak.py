@@ -2,8 +2,8 @@
 # in Boston), to tell whether the shared pretraining hides the geo-split's tracking gap:
 #   python tools/reproduce.py configs/uniad_nexusflow/reproduce/synth_geo_table_noleak.py
 # Only S-Geo rows are meaningful here (an R-Geo row would pretrain on the city it has no track labels for). Measured
-# (docs/reproduction/README.md, fourth and fifth sessions): full, baseline, mtpsl, jtr, phase2_control, nexusflow_2p;
-# not yet: nexusflow_1p, spread_floor.
+# (docs/reproduction/README.md, fourth and fifth sessions): full, baseline, mtpsl, jtr, phase2_control, nexusflow_2p,
+# spread_floor; not yet: nexusflow_1p.
 _base_ = ['./synth_geo_table.py']
 pretrain = dict(
     config='configs/uniad_nexusflow/reproduce/tiny_pretrain_track_sgeo.py',
