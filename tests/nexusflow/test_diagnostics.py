@@ -114,14 +114,37 @@ def test_collapse_monitor_measures_every_interval_updates_and_repeats_the_last_m
     for step in range(12):
         flows['track'].scale = 1.0 if step < 10 else 0.5
         outs.append(monitor.update(taps_of(), {t: torch.ones(1, 4) for t in ('track', 'map')}, aggregators, flows))
-    # updates 1, 6 and 11 measure; update 1 holds one sample, too few for a std
-    assert passes == [4, 4], 'the queue is re-encoded at updates 6 and 11 only, as one batch of the 4 queued samples'
-    assert all('track_latent_std' not in out for out in outs[:5])
+    # update 1 holds one sample, too few for a std: update 2 measures the first time, then updates 6 and 11
+    assert passes == [2, 4, 4], 'the queue is re-encoded at updates 2, 6 and 11 only, as one batch of its samples'
+    assert 'track_latent_std' not in outs[0]
+    assert all(out['track_latent_std'] == outs[1]['track_latent_std'] for out in outs[2:5])
     assert all(out['track_latent_std'] == outs[5]['track_latent_std'] for out in outs[6:10])
     assert torch.allclose(outs[10]['track_latent_std'], 0.5 * outs[10]['track_embed_std'])
     assert float(monitor.reference[0]) == float(outs[5]['track_latent_std']), 'first measurement with a full queue'
     with pytest.raises(ValueError, match='interval >= 1'):
         CollapseMonitor(['track'], interval=0)
+
+
+def test_collapse_monitor_resumed_keeps_its_schedule_and_measures_once_two_samples_are_queued():
+    torch.manual_seed(0)
+    aggregators, flows = modules()
+    latents = {t: torch.ones(2, 4) for t in ('track', 'map')}
+    trained = CollapseMonitor(['track', 'map'], queue_size=4, interval=5)
+    for _ in range(7):
+        trained.update(taps_of(2), latents, aggregators, flows)
+    passes = []
+    aggregators['track'].register_forward_hook(lambda module, args, output: passes.append(args[0].features.shape[0]))
+    resumed = CollapseMonitor(['track', 'map'], queue_size=4, interval=5)
+    resumed.update(taps_of(2), latents, aggregators, flows)  # built and used before the checkpoint is loaded
+    resumed.load_state_dict(trained.state_dict())
+    passes.clear()
+    outs = [resumed.update(taps_of(2), latents, aggregators, flows) for _ in range(5)]
+    assert int(resumed.steps) == 12
+    # update 8 of the run: the load emptied the queue, its 2 new samples are measured at once (the std keys never go
+    # missing), then update 11 of the schedule (4 batches of 2); the reference of the run is kept
+    assert passes == [2, 8]
+    assert all('track_latent_std' in out for out in outs)
+    assert float(resumed.reference[0]) == float(trained.reference[0]) > 0
 
 
 @pytest.mark.parametrize('output', ['full', 'half'])

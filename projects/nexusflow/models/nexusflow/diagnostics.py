@@ -15,7 +15,7 @@ for loss; it is the batch-free analogue of a BatchNorm without affine parameters
 the tiny model it does not stop the collapse (its detached normaliser lags behind the shrinking latents); the
 remedy with a gradient is ``spread_floor.py``.
 """
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 from mmengine.logging import print_log
@@ -90,7 +90,9 @@ class CollapseMonitor(nn.Module):
     Every update pushes the batch's taps into a :class:`TapQueue`; every ``interval`` updates the queue is re-encoded
     (no gradient) with the current aggregator and flow, so the std is the spread of the last ``queue_size`` samples
     under one and the same map (a running average of past embeddings would add the map's drift since then). Between
-    two measurements the last one is returned again, so a logger's window mean stays a mean over recent steps. The
+    two measurements the last one is returned again, so a logger's window mean stays a mean over recent steps; a task
+    without a measurement yet (a fresh or resumed monitor: the queue and the last measurement are not checkpointed,
+    ``steps`` is) is measured as soon as two samples are queued. The
     reference of a task is its latent std at the first measurement with a full queue; a warning is logged (at most
     every ``warn_interval`` updates) while the latent std is below ``ratio`` times it.
 
@@ -111,6 +113,7 @@ class CollapseMonitor(nn.Module):
         self.ratio, self.interval, self.warn_interval = float(ratio), int(interval), int(warn_interval)
         self.queues = {task: TapQueue(queue_size) for task in tasks}
         self._measured: Dict[str, Tensor] = {}
+        self._host_steps: Optional[int] = None  # ``steps`` on the host, read once (no device sync per update)
         self.register_buffer('steps', torch.zeros((), dtype=torch.long))
         self.register_buffer('reference', torch.zeros(len(self.queues)))
         self.register_buffer('last_warning', torch.full((), -10 ** 9, dtype=torch.long))
@@ -127,15 +130,26 @@ class CollapseMonitor(nn.Module):
             aggregators, flows: the plug-in's per-task modules (used without gradient).
         """
         out = {}
+        if self._host_steps is None:
+            self._host_steps = int(self.steps)
         self.steps += 1
-        measure = (int(self.steps) - 1) % self.interval == 0
+        self._host_steps += 1
+        scheduled = (self._host_steps - 1) % self.interval == 0
         for index, (task, queue) in enumerate(self.queues.items()):
             queue.push(taps[task])
             out[f'{task}_latent_norm'] = latents[task].detach().float().norm(dim=-1).mean()
-            if measure and queue.rows() >= 2:
+            if (scheduled or f'{task}_latent_std' not in self._measured) and queue.rows() >= 2:
                 self._measure(index, task, aggregators[task], flows[task])
         out.update(self._measured)
         return out
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        # what was queued and measured belongs to the parameters before the load
+        self._host_steps = None
+        self._measured.clear()
+        for queue in self.queues.values():
+            queue.clear()
 
     def _measure(self, index: int, task: str, aggregator: nn.Module, flow: nn.Module) -> None:
         queue = self.queues[task]
@@ -151,9 +165,9 @@ class CollapseMonitor(nn.Module):
         reference = float(self.reference[index])
         if reference <= 0 or float(latent_std) >= self.ratio * reference:
             return
-        if int(self.steps) - int(self.last_warning) < self.warn_interval:
+        if self._host_steps - int(self.last_warning) < self.warn_interval:
             return
-        self.last_warning.fill_(int(self.steps))
+        self.last_warning.fill_(self._host_steps)
         print_log(f'NexusFlow: the {task} latent collapses: its per-dimension std is {float(latent_std):.2e}, '
                   f'{float(latent_std) / reference:.1%} of {reference:.2e} once the first '
                   f'{self.queues[task].size} batches were queued (warning below {self.ratio:.0%}). The alignment '

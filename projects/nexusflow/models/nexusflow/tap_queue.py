@@ -37,6 +37,10 @@ class TapQueue:
         self.items.insert(0, TapOutput(tap.features.detach(), tap.positions.detach(), mask, tap.spatial_shape))
         del self.items[self.size:]
 
+    def clear(self) -> None:
+        """Drop every kept tap."""
+        self.items.clear()
+
     def batch(self) -> TapOutput:
         """All kept taps as one batch (query sets padded, see :func:`cat_taps`)."""
         return cat_taps(self.items)
