@@ -227,8 +227,26 @@ def test_shipped_protocols_load(path, monkeypatch):
     monkeypatch.chdir(REPO)
     protocol = load_protocol(path)
     assert protocol.rows and all(osp.isfile(row.config) for row in protocol.rows)
-    if protocol.name.endswith('noleak'):
+    if 'noleak' in protocol.name:
         # the leak-free chain keeps box labels only where the S-Geo rows have track labels
         for stage in protocol.pretrain_stages:
             assert Config.fromfile(stage.config).train_dataloader.dataset.split == 'standard', stage.config
         assert {row.group for row in protocol.rows} == {'S-Geo'}
+
+
+@pytest.mark.parametrize('path', PROTOCOLS, ids=osp.basename)
+def test_shipped_protocol_rows_agree_on_the_bev_grid(path, monkeypatch):
+    """Every row's config with the protocol's options: one BEV grid for the encoder, the heads and any BEV tap."""
+    monkeypatch.chdir(REPO)
+    protocol = load_protocol(path)
+    for row in protocol.rows:
+        cfg = Config.fromfile(row.config)
+        cfg.merge_from_dict(dict(protocol.row_options, **row.options))
+        model = cfg.model
+        grid = (model.bev_encoder.bev_h, model.bev_encoder.bev_w)
+        for head in ('track_head', 'map_head'):
+            assert (model[head].bev_h, model[head].bev_w) == grid, f'{row.name}: {head}'
+        for plugin in model.get('plugins', []):
+            for task, spec in plugin.get('tasks', {}).items():
+                if 'bev_shape' in spec.get('tap', {}):
+                    assert tuple(spec.tap.bev_shape) == grid, f'{row.name}: {task} tap'

@@ -1,0 +1,32 @@
+# synth_geo_table_noleak.py with a 100x100 BEV (1.02 m cells instead of 2.05 m over the same 102.4 m): the BEV
+# encoder, the track head and the map head run on 100x100 queries; the map head's masks are resized to the set's
+# 50x50 map canvas (map_head.canvas_size), so map IoU is measured on the same GT as in the 50x50 protocols:
+#   python tools/reproduce.py configs/uniad_nexusflow/reproduce/synth_geo_table_noleak_bev100.py
+# Rows: the ones whose configs are size-agnostic (MTPSL's and JTR's tiny configs are sized for a 50x50 BEV).
+_base_ = ['./synth_geo_table_noleak.py']
+pretrain = dict(
+    config='configs/uniad_nexusflow/reproduce/tiny_pretrain_track_sgeo_bev100.py',
+    then=[dict(name='clips', config='configs/uniad_nexusflow/reproduce/tiny_pretrain_track_clips_sgeo_bev100.py')])
+bev_options = {'model.bev_encoder.bev_h': 100, 'model.bev_encoder.bev_w': 100,
+               'model.track_head.bev_h': 100, 'model.track_head.bev_w': 100,
+               'model.map_head.bev_h': 100, 'model.map_head.bev_w': 100, 'model.map_head.canvas_size': [50, 50]}
+row_options = dict(**_base_.row_options, **bev_options)
+# NexusFlow's map tap reads the BEV as [B, H*W, C] and needs its shape
+plugin_options = {'model.plugins.0.tasks.map.tap.bev_shape': [100, 100]}
+_cfg = 'configs/uniad_nexusflow/'
+rows = [
+    dict(name='full', label='Full supervision (oracle)', config=_cfg + 'tiny_uniad_full.py', seeds=3,
+         options={{_base_.phase1}}, group='S-Geo'),
+    dict(name='baseline', label='Baseline (PS-MTL)', config=_cfg + 'tiny_uniad_sgeo.py', seeds=3,
+         options={{_base_.phase1}}, group='S-Geo'),
+    dict(name='nexusflow_1p', label='NexusFlow one-phase', config=_cfg + 'tiny_nexusflow_onephase_sgeo.py', seeds=1,
+         options=dict(**_base_.phase1, **plugin_options), group='S-Geo'),
+    dict(name='phase2_control', label='Phase-2 control (no plug-in)',
+         config=_cfg + 'tiny_uniad_twophase_control_sgeo.py', seeds=3, init='baseline', options={{_base_.phase2}},
+         group='S-Geo'),
+    dict(name='nexusflow_2p', label='NexusFlow two-phase', config=_cfg + 'tiny_nexusflow_twophase_sgeo.py', seeds=3,
+         init='baseline', options=dict(**_base_.phase2, **plugin_options), group='S-Geo'),
+    dict(name='spread_floor', label='NexusFlow + spread floor',
+         config=_cfg + 'tiny_nexusflow_twophase_sgeo_spreadfloor.py', seeds=1, init='baseline',
+         options=dict(**_base_.phase2, **plugin_options), group='S-Geo'),
+]
