@@ -14,7 +14,7 @@ from projects.nexusflow.reproduction.stages import data_options, data_ready
 CONFIG = 'configs/uniad_nexusflow/tiny_uniad_full.py'
 
 
-def write_protocol(tmp_path, rows=None, then=None):
+def write_protocol(tmp_path, rows=None, then=None, extra=''):
     rows = rows or [
         dict(name='full', label='Full', config=CONFIG, seeds=2),
         dict(name='baseline', label='Baseline', config=CONFIG, seeds=[0, 1]),
@@ -26,7 +26,8 @@ def write_protocol(tmp_path, rows=None, then=None):
     if then is not None:
         pre['then'] = then
     path = tmp_path / 'protocol.py'
-    path.write_text(f'data = {data!r}\npretrain = {pre!r}\nrow_options = {{"model.x": 1}}\nrows = {rows!r}\n')
+    path.write_text(f'data = {data!r}\npretrain = {pre!r}\nrow_options = {{"model.x": 1}}\nrows = {rows!r}\n'
+                    + extra)
     return str(path)
 
 
@@ -124,6 +125,26 @@ def test_test_and_analysis_build_the_model_the_run_trained(tmp_path):
         (command, ) = [c for c in runner.calls if c[1] == tool]
         assert {'model.x=1', 'model.y=2'} <= set(command), command
         assert not any(a.startswith(('train_cfg.', 'randomness.', 'load_from=')) for a in command), command
+
+
+def test_config_options_reach_the_rows_whose_config_matches(tmp_path):
+    """Order: row_options, then the matching config_options, then the row's own options."""
+    sgeo = 'configs/uniad_nexusflow/tiny_uniad_sgeo.py'
+    rows = [dict(name='full', label='Full', config=CONFIG, seeds=1, options={'model.z': 3}),
+            dict(name='baseline', label='Baseline', config=sgeo, seeds=1)]
+    extra = 'config_options = {"*_full.py": {"model.x": 5, "model.z": 2}}\n'
+    protocol = load_protocol(write_protocol(tmp_path, rows, extra=extra))
+    assert protocol.options(protocol.row('full')) == {'model.x': 5, 'model.z': 3}
+    assert protocol.options(protocol.row('baseline')) == {'model.x': 1}
+    out = str(tmp_path / 'out')
+    runner = FakeRunner(metrics)
+    Executor(out, runner=runner, echo=lambda line: None, estimates={}).run(
+        StagePlanner(protocol, out, python='python').plan(expand_runs(protocol)))
+    trains = {c[2]: c for c in runner.calls if c[1] == 'tools/train.py' and 'runs' in c[c.index('--work-dir') + 1]}
+    assert {'model.x=5', 'model.z=3'} <= set(trains[CONFIG]) and 'model.x=1' not in trains[CONFIG]
+    assert 'model.x=1' in trains[sgeo] and not any(a.startswith('model.z') for a in trains[sgeo])
+    with pytest.raises(ValueError, match=r"pattern '\*nexusflow\*' matches no row"):
+        load_protocol(write_protocol(tmp_path, rows, extra='config_options = {"*nexusflow*": {"model.x": 5}}\n'))
 
 
 def test_protocol_errors_name_the_problem(tmp_path):
@@ -241,7 +262,7 @@ def test_shipped_protocol_rows_agree_on_the_bev_grid(path, monkeypatch):
     protocol = load_protocol(path)
     for row in protocol.rows:
         cfg = Config.fromfile(row.config)
-        cfg.merge_from_dict(dict(protocol.row_options, **row.options))
+        cfg.merge_from_dict(protocol.options(row))
         model = cfg.model
         grid = (model.bev_encoder.bev_h, model.bev_encoder.bev_w)
         for head in ('track_head', 'map_head'):

@@ -14,21 +14,6 @@ bev_options = {'model.bev_encoder.bev_h': 100, 'model.bev_encoder.bev_w': 100,
                'model.map_head.bev_h': 100, 'model.map_head.bev_w': 100, 'model.map_head.canvas_size': [50, 50]}
 row_options = dict(**_base_.row_options, **bev_options)
 # NexusFlow's map tap reads the BEV as [B, H*W, C] and needs its shape
-plugin_options = {'model.plugins.0.tasks.map.tap.bev_shape': [100, 100]}
-_cfg = 'configs/uniad_nexusflow/'
-rows = [
-    dict(name='full', label='Full supervision (oracle)', config=_cfg + 'tiny_uniad_full.py', seeds=3,
-         options={{_base_.phase1}}, group='S-Geo'),
-    dict(name='baseline', label='Baseline (PS-MTL)', config=_cfg + 'tiny_uniad_sgeo.py', seeds=3,
-         options={{_base_.phase1}}, group='S-Geo'),
-    dict(name='nexusflow_1p', label='NexusFlow one-phase', config=_cfg + 'tiny_nexusflow_onephase_sgeo.py', seeds=1,
-         options=dict(**_base_.phase1, **plugin_options), group='S-Geo'),
-    dict(name='phase2_control', label='Phase-2 control (no plug-in)',
-         config=_cfg + 'tiny_uniad_twophase_control_sgeo.py', seeds=3, init='baseline', options={{_base_.phase2}},
-         group='S-Geo'),
-    dict(name='nexusflow_2p', label='NexusFlow two-phase', config=_cfg + 'tiny_nexusflow_twophase_sgeo.py', seeds=3,
-         init='baseline', options=dict(**_base_.phase2, **plugin_options), group='S-Geo'),
-    dict(name='spread_floor', label='NexusFlow + spread floor',
-         config=_cfg + 'tiny_nexusflow_twophase_sgeo_spreadfloor.py', seeds=1, init='baseline',
-         options=dict(**_base_.phase2, **plugin_options), group='S-Geo'),
-]
+config_options = {'tiny_nexusflow_*': {'model.plugins.0.tasks.map.tap.bev_shape': [100, 100]}}
+# MTPSL's and JTR's tiny configs are sized for a 50x50 BEV
+rows = [row for row in _base_.rows if row['name'] not in ('mtpsl', 'jtr')]

@@ -9,6 +9,8 @@ A protocol is an mmengine config file (``configs/uniad_nexusflow/reproduce/*.py`
   stage from the previous stage's last checkpoint (``OUT/pretrain_<name>``); the last checkpoint of the chain
   initialises every row whose ``init`` is ``'pretrain'``;
 * ``row_options`` (optional): ``--cfg-options`` given to every row's training (e.g. a frozen pretrained backbone);
+* ``config_options`` (optional): ``{pattern: options}``, ``--cfg-options`` given to the rows whose config file name
+  matches the glob ``pattern`` (e.g. an option only the NexusFlow configs have), after ``row_options``;
 * ``rows``: a list of ``dict(name, label, config, seeds, init='pretrain', options={}, group='')``; ``init`` is
   ``'pretrain'``, ``None`` (from scratch) or the name of another row whose checkpoint of the same seed starts this
   row (phase 2 of two-phase training).
@@ -16,6 +18,7 @@ A protocol is an mmengine config file (``configs/uniad_nexusflow/reproduce/*.py`
 :func:`load_protocol` validates all of it and :func:`expand_runs` turns a selection of rows and seeds into the
 ordered list of runs, phase-1 dependencies first.
 """
+import fnmatch
 import os.path as osp
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -68,12 +71,22 @@ class Protocol:
     pretrain_data: Optional[DataSpec] = None
     pretrain_stages: Tuple[PretrainStage, ...] = ()
     row_options: Dict[str, object] = field(default_factory=dict)
+    config_options: Tuple[Tuple[str, Dict[str, object]], ...] = ()
 
     def row(self, name: str) -> Row:
         for row in self.rows:
             if row.name == name:
                 return row
         raise KeyError(f'protocol {self.path} has no row {name!r}; its rows: {[r.name for r in self.rows]}')
+
+    def options(self, row: Row) -> Dict[str, object]:
+        """The ``--cfg-options`` of ``row``'s training: ``row_options``, matching ``config_options``, its own."""
+        options = dict(self.row_options)
+        for pattern, extra in self.config_options:
+            if fnmatch.fnmatch(osp.basename(row.config), pattern):
+                options.update(extra)
+        options.update(row.options)
+        return options
 
 
 @dataclass(frozen=True)
@@ -132,6 +145,16 @@ def _pretrain_stages(pretrain, path: str) -> Tuple[PretrainStage, ...]:
     return tuple(stages)
 
 
+def _config_options(value, rows: Tuple[Row, ...], path: str) -> Tuple[Tuple[str, Dict[str, object]], ...]:
+    if not isinstance(value, dict) or not all(isinstance(options, dict) for options in value.values()):
+        raise ValueError(f'{path}: config_options must be {{pattern: {{key: value}}}}, got {value!r}')
+    for pattern in value:
+        if not any(fnmatch.fnmatch(osp.basename(row.config), pattern) for row in rows):
+            raise ValueError(f'{path}: config_options pattern {pattern!r} matches no row\'s config file name '
+                             f'({sorted({osp.basename(row.config) for row in rows})}); fix or remove it')
+    return tuple((str(pattern), dict(options)) for pattern, options in value.items())
+
+
 def load_protocol(path: str) -> Protocol:
     """Read and validate the protocol config at ``path`` (see the module docstring)."""
     if not osp.isfile(path):
@@ -144,6 +167,7 @@ def load_protocol(path: str) -> Protocol:
     names = [row.name for row in rows]
     if len(set(names)) != len(names):
         raise ValueError(f'protocol {path}: row names must be unique, got {names}')
+    config_options = _config_options(cfg.get('config_options', {}), rows, path)
     pretrain = cfg.get('pretrain', None)
     pretrain_data, pretrain_stages = None, ()
     if pretrain is not None:
@@ -159,7 +183,7 @@ def load_protocol(path: str) -> Protocol:
             raise ValueError(f'{path}: row {row.name!r} cannot start from itself')
     return Protocol(name=osp.splitext(osp.basename(path))[0], path=path, data=_data_spec(cfg.data, f'{path}: data'),
                     rows=rows, pretrain_data=pretrain_data, pretrain_stages=pretrain_stages,
-                    row_options=dict(cfg.get('row_options', {})))
+                    row_options=dict(cfg.get('row_options', {})), config_options=config_options)
 
 
 def expand_runs(protocol: Protocol, row_names: Optional[Sequence[str]] = None,

@@ -192,8 +192,7 @@ class StagePlanner:
         """Train, test (and analyse) one run."""
         base = self.run_dir(run)
         data = data_options(self.protocol.data.root, run.row.config)
-        options = dict(data, **self.protocol.row_options)
-        options.update(run.row.options)
+        options = dict(data, **self.protocol.options(run.row))
         options['randomness.seed'] = run.seed
         # test and analysis build the model the run trained: its data plus every model option of the protocol / row
         # (e.g. the track head's inference-time track_radius), without the training-only ones
