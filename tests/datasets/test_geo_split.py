@@ -1,5 +1,6 @@
 """GeoSplitDataset: per-city label flags, empty GT of the unlabelled task, counts, refusal of degenerate splits."""
 import pytest
+from mmengine.registry import DefaultScope
 
 from mmdet3d.registry import DATASETS
 from projects.nexusflow.datasets import GeoSplitDataset, NuScenesTrackMapDataset
@@ -84,3 +85,35 @@ def test_lazy_init_and_city_names(synthetic_root, synthetic_infos):
     assert city_of('singapore-hollandvillage') == 'singapore' and city_of('boston-seaport') == 'boston'
     with pytest.raises(ValueError, match='no known city'):
         city_of('pittsburgh-downtown')
+
+
+def test_class_balanced_dataset_repeats_rare_labelled_clips_keeps_every_item(synthetic_root, synthetic_infos, inner):
+    """mmengine's ClassBalancedDataset over the geo split: ``get_cat_ids`` is what it reads; the items without
+    track labels count for no class and are kept once."""
+    split = 'standard'
+    for idx in range(len(inner)):
+        frames = inner.clip_frame_indices(idx)
+        expected = {inst['bbox_label_3d'] for f in frames for inst in inner.get_frame_info(f)['instances']} - {-1}
+        assert inner.get_cat_ids(idx) == sorted(expected)
+    geo = GeoSplitDataset(inner, split=split)
+    counts = {}
+    for idx in range(len(geo)):
+        cats = geo.get_cat_ids(idx)
+        assert cats == (inner.get_cat_ids(idx) if geo.label_flags(idx)['has_track_gt'] else [])
+        for cat in cats:
+            counts[cat] = counts.get(cat, 0) + 1
+    frequency = {cat: count / len(geo) for cat, count in counts.items()}
+    # between the rarest and the most frequent class, or 1 if all are equally frequent (every labelled class then
+    # counts as rare: under 'standard' a class is at most in the labelled half of the items)
+    threshold = (min(frequency.values()) + max(frequency.values())) / 2 if len(set(counts.values())) > 1 else 1.0
+    with DefaultScope.overwrite_default_scope('mmdet3d'):  # as in a run: mmengine's wrapper builds our dataset
+        balanced = DATASETS.build(dict(type='ClassBalancedDataset', oversample_thr=threshold,
+                                       dataset=dict(type='NexusFlowGeoSplitDataset', split=split,
+                                                    dataset=dataset_cfg(synthetic_root, synthetic_infos))))
+    repeats = [balanced.repeat_indices.count(idx) for idx in range(len(geo))]
+    for idx, count in enumerate(repeats):
+        rare = any(frequency[cat] < threshold for cat in geo.get_cat_ids(idx))
+        assert (count > 1) == rare, (idx, count, geo.get_cat_ids(idx))
+    assert max(repeats) > 1 and min(repeats) == 1
+    item = balanced[repeats.index(max(repeats))]
+    assert all(sample.has_track_gt for sample in item['data_samples'])

@@ -1,6 +1,6 @@
 """Geographic partial-label split (NuScenes S-Geo / R-Geo of the NexusFlow paper) as a dataset wrapper."""
 import copy
-from typing import Dict, Union
+from typing import Dict, List, Union
 
 from mmengine.logging import MMLogger
 
@@ -103,6 +103,15 @@ class GeoSplitDataset:
         info = self.dataset.get_data_info(idx)
         info.update(self.label_flags(idx))
         return info
+
+    def get_cat_ids(self, idx: int) -> List[int]:
+        """The wrapped dataset's class indices of item ``idx``; none where the item has no track labels.
+
+        mmengine's ``ClassBalancedDataset`` can wrap this dataset: it repeats the labelled clips that hold rare
+        classes and keeps every other item once (mmdet3d's ``CBGSDataset`` cannot: it drops the items without
+        boxes, here every item of the city without track labels, and fails on a class without any box).
+        """
+        return self.dataset.get_cat_ids(idx) if self.label_flags(idx)['has_track_gt'] else []
 
     def __getitem__(self, idx: int) -> dict:
         return self.dataset.prepare_data(idx, **self.label_flags(idx))

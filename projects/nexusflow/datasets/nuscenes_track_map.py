@@ -191,6 +191,17 @@ class NuScenesTrackMapDataset(BaseDataset):
         info['clip_frame_indices'] = frames
         return info
 
+    @force_full_init
+    def get_cat_ids(self, idx: int) -> List[int]:
+        """Class indices of the boxes annotated in any frame of item ``idx`` (unconfigured classes left out).
+
+        What mmengine's ``ClassBalancedDataset`` reads to repeat the clips that hold rare classes.
+        """
+        labels = {inst['bbox_label_3d'] for frame in self.clip_frame_indices(idx)
+                  for inst in self.get_frame_info(frame)['instances']}
+        labels.discard(-1)
+        return sorted(labels)
+
     def prepare_data(self, idx: int, has_track_gt: bool = True, has_map_gt: bool = True) -> dict:
         """Run the per-frame pipeline on every frame of item ``idx`` and stack the outputs.
 
