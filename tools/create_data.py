@@ -43,6 +43,9 @@ def parse_args(argv=None):
     synth.add_argument('--seed', type=int, default=0)
     synth.add_argument('--img-size', type=int, nargs=2, default=(400, 225), metavar=('W', 'H'))
     synth.add_argument('--version', default='v1.0-synth')
+    synth.add_argument('--vehicle-mix', type=_mix_item, nargs='+', metavar='NAME=WEIGHT',
+                       help='relative spawn weights of the vehicle classes, e.g. car=0.5 truck=0.3 bus=0.2 '
+                       '(default: car=0.8 truck=0.12 bus=0.08; a class left out is not spawned)')
     synth.add_argument('--with-infos', action='store_true',
                        help='also write the info pkls into --out-dir (same as running the nuscenes subcommand)')
     _add_common(synth, verify=True)
@@ -71,6 +74,15 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def _mix_item(text: str):
+    """``'bus=0.2'`` -> ``('bus', 0.2)``."""
+    name, _, weight = text.partition('=')
+    try:
+        return name, float(weight)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not NAME=WEIGHT (e.g. bus=0.2)') from None
+
+
 def _add_common(parser, verify: bool) -> None:
     parser.add_argument('--overwrite', action='store_true',
                         help='replace existing outputs (the whole --out-dir; for nuscenes: the pkls of the same '
@@ -93,10 +105,16 @@ def main(argv=None):
         verify(args.root_path, args.version)
     elif args.dataset == 'synthetic':
         from projects.nexusflow.datasets.synthetic import generate_synthetic_nuscenes
+        from projects.nexusflow.datasets.synthetic.styles import vehicle_weights
+        mix = dict(args.vehicle_mix) if args.vehicle_mix else None
+        try:
+            vehicle_weights(mix)
+        except ValueError as error:
+            raise SystemExit(f'--vehicle-mix: {error}')
         with staged_dir(args.out_dir, args.overwrite) as tmp:
             generate_synthetic_nuscenes(tmp, scenes_per_city=args.scenes_per_city,
                                         samples_per_scene=args.samples_per_scene, seed=args.seed,
-                                        img_size=tuple(args.img_size), version=args.version)
+                                        img_size=tuple(args.img_size), version=args.version, vehicle_mix=mix)
             if args.with_infos:
                 from projects.nexusflow.datasets.converter import create_nuscenes_infos
                 create_nuscenes_infos(tmp, args.version, tmp, canbus_root=tmp)

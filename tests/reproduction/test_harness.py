@@ -232,6 +232,27 @@ def test_data_stage_reuses_its_own_set_and_refuses_others(tmp_path):
     assert data_ready(spec)
 
 
+def test_a_vehicle_mix_reaches_create_data_and_tells_sets_apart(tmp_path):
+    path = write_protocol(tmp_path)
+    text = open(path).read().replace("'img_size': (64, 36)}", "'img_size': (64, 36), 'vehicle_mix': {'bus': 1}}", 1)
+    open(path, 'w').write(text)
+    protocol = load_protocol(path)
+    assert protocol.data.vehicle_mix == (('bus', 1.0), ) and protocol.pretrain_data.vehicle_mix is None
+    planner = StagePlanner(protocol, str(tmp_path / 'out'), python='python')
+    command = planner.data_stage(protocol.data, 'protocol').command()
+    assert command[-2:] == ['--vehicle-mix', 'bus=1.0']
+    assert '--vehicle-mix' not in planner.data_stage(protocol.pretrain_data, 'pretrain').command()
+    spec = protocol.data
+    os.makedirs(spec.root)
+    with open(osp.join(spec.root, 'reproduce_data.json'), 'w') as f:
+        json.dump({k: v for k, v in spec.as_dict().items() if k != 'vehicle_mix'}, f)  # the same set, default mix
+    with pytest.raises(FileExistsError, match='holds a synthetic set made with'):
+        data_ready(spec)
+    open(path, 'w').write(text.replace("{'bus': 1}", "{'plane': 1}"))
+    with pytest.raises(ValueError, match=r"data.vehicle_mix: vehicle_mix names \['plane'\]"):
+        load_protocol(path)
+
+
 def test_data_options_move_every_loader_and_no_metric_needs_one(tmp_path):
     root = str(tmp_path / 'set')
     assert data_options(root, CONFIG) == {'train_dataloader.dataset.dataset.data_root': root + '/',

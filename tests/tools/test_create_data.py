@@ -1,4 +1,5 @@
 """tools/create_data.py never mixes or half-writes a dataset; ``verify`` names every bad file."""
+import json
 import os
 import pickle
 import shutil
@@ -85,3 +86,24 @@ def test_verify_names_every_bad_file(tmp_path):
     assert f'{cams[1]} of sample' in message and 'the file is empty (0 bytes)' in message
     assert f'{back} of sample' in message and 'size (H, W) (20, 64) differs from (36, 64)' in message
     assert f'info file {info} could not be read' in message
+
+
+def test_vehicle_mix_sets_the_spawned_classes_and_bad_mixes_are_refused(tmp_path):
+    def categories(root):
+        with open(root / 'v1.0-synth' / 'category.json') as f:
+            names = {c['token']: c['name'] for c in json.load(f)}
+        with open(root / 'v1.0-synth' / 'instance.json') as f:
+            return {names[i['category_token']] for i in json.load(f)}
+
+    create_data(SYNTH + ['--out-dir', str(tmp_path / 'default'), '--seed', '0'])
+    create_data(SYNTH + ['--out-dir', str(tmp_path / 'buses'), '--seed', '0', '--vehicle-mix', 'bus=1'])
+    default, buses = categories(tmp_path / 'default'), categories(tmp_path / 'buses')
+    assert 'vehicle.car' in default
+    assert {c for c in buses if c.startswith('vehicle.')} == {'vehicle.bus.rigid'}
+    for mix, message in ((['plane=1'], 'not synthetic vehicle classes'), (['car=-1'], '>= 0'),
+                         (['car=0'], 'not all 0')):
+        with pytest.raises(SystemExit, match=f'--vehicle-mix: .*{message}'):
+            create_data(SYNTH + ['--out-dir', str(tmp_path / 'bad'), '--vehicle-mix'] + mix)
+    with pytest.raises(SystemExit):
+        create_data(SYNTH + ['--out-dir', str(tmp_path / 'bad'), '--vehicle-mix', 'bus'])
+    assert not (tmp_path / 'bad').exists()

@@ -3,7 +3,8 @@
 A protocol is an mmengine config file (``configs/uniad_nexusflow/reproduce/*.py``) with:
 
 * ``data``: the synthetic nuScenes set every row trains on (its ``synth_train`` scenes) and is evaluated on (its
-  held-out ``synth_val`` scenes): ``dict(root, scenes_per_city, samples_per_scene, seed, img_size)``;
+  held-out ``synth_val`` scenes): ``dict(root, scenes_per_city, samples_per_scene, seed, img_size[, vehicle_mix])``
+  (``vehicle_mix``: ``tools/create_data.py synthetic --vehicle-mix`` as a dict, e.g. ``dict(car=0.6, bus=0.2)``);
 * ``pretrain`` (optional): ``dict(data=<same keys as data>, config=<train config>[, then=[dict(name, config), ...]])``,
   stages run once on a separate synthetic set: ``config`` first (work dir ``OUT/pretrain``), then every ``then``
   stage from the previous stage's last checkpoint (``OUT/pretrain_<name>``); the last checkpoint of the chain
@@ -25,7 +26,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
+from ..datasets.synthetic.styles import vehicle_weights
+
 DATA_KEYS = ('root', 'scenes_per_city', 'samples_per_scene', 'seed', 'img_size')
+OPTIONAL_DATA_KEYS = ('vehicle_mix', )
 ROW_KEYS = {'name', 'label', 'config', 'seeds', 'init', 'options', 'group'}
 
 
@@ -37,10 +41,14 @@ class DataSpec:
     samples_per_scene: int
     seed: int
     img_size: Tuple[int, int]
+    vehicle_mix: Optional[Tuple[Tuple[str, float], ...]] = None
 
     def as_dict(self) -> dict:
-        return dict(root=self.root, scenes_per_city=self.scenes_per_city, samples_per_scene=self.samples_per_scene,
+        spec = dict(root=self.root, scenes_per_city=self.scenes_per_city, samples_per_scene=self.samples_per_scene,
                     seed=self.seed, img_size=list(self.img_size))
+        if self.vehicle_mix is not None:
+            spec['vehicle_mix'] = dict(self.vehicle_mix)
+        return spec
 
 
 @dataclass(frozen=True)
@@ -101,13 +109,22 @@ class Run:
 
 
 def _data_spec(value, where: str) -> DataSpec:
-    if not isinstance(value, dict) or set(value) != set(DATA_KEYS):
-        raise ValueError(f'{where} must be dict({", ".join(DATA_KEYS)}), got {value!r}')
+    if not isinstance(value, dict) or not set(DATA_KEYS) <= set(value) \
+            or not set(value) <= set(DATA_KEYS + OPTIONAL_DATA_KEYS):
+        raise ValueError(f'{where} must be dict({", ".join(DATA_KEYS)}[, {", ".join(OPTIONAL_DATA_KEYS)}]), '
+                         f'got {value!r}')
     size = tuple(value['img_size'])
     if len(size) != 2:
         raise ValueError(f'{where}.img_size must be (W, H), got {value["img_size"]!r}')
+    mix = value.get('vehicle_mix')
+    if mix is not None:
+        try:
+            vehicle_weights(mix)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f'{where}.vehicle_mix: {error}') from None
+        mix = tuple((str(name), float(weight)) for name, weight in sorted(mix.items()))
     return DataSpec(str(value['root']), int(value['scenes_per_city']), int(value['samples_per_scene']),
-                    int(value['seed']), (int(size[0]), int(size[1])))
+                    int(value['seed']), (int(size[0]), int(size[1])), mix)
 
 
 def _row(value, index: int, path: str) -> Row:

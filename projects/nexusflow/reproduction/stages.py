@@ -137,9 +137,11 @@ class StagePlanner:
     def data_stage(self, spec: DataSpec, key: str) -> Stage:
         def command() -> List[str]:
             width, height = spec.img_size
+            mix = ['--vehicle-mix'] + [f'{name}={weight}' for name, weight in spec.vehicle_mix] if spec.vehicle_mix \
+                else []
             return [self.python, 'tools/create_data.py', 'synthetic', '--out-dir', spec.root, '--scenes-per-city',
                     str(spec.scenes_per_city), '--samples-per-scene', str(spec.samples_per_scene), '--seed',
-                    str(spec.seed), '--img-size', str(width), str(height), '--with-infos']
+                    str(spec.seed), '--img-size', str(width), str(height), '--with-infos'] + mix
 
         def finish() -> dict:
             with open(osp.join(spec.root, DATA_SPEC), 'w') as f:

@@ -22,7 +22,7 @@ rasterised in windows around the ego.
 """
 import json
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -36,7 +36,7 @@ from .raster import build_paint_layers, map_bitmaps, mottle_table
 from .renderer import SceneRenderer, noise_bank
 from .rig import build_rig
 from .road_network import build_road_network
-from .styles import CITY_STYLES
+from .styles import CITY_STYLES, vehicle_weights
 from .tables import SCENES_PER_LOG, TableBuilder
 from .tokens import TokenFactory
 from .traffic import RouteBuilder, plan_scene
@@ -125,10 +125,10 @@ def _write_bytes(out_dir: str, rel_path: str, data: bytes) -> None:
 
 
 class _Context:
-    """What every scene needs: output folder, seed, tables, rig, camera models, shared noise and mottle."""
+    """What every scene needs: output folder, seed, vehicle mix, tables, rig, camera models, shared noise, mottle."""
 
-    def __init__(self, out_dir: str, seed: int, img_size: Tuple[int, int]):
-        self.out_dir, self.seed = out_dir, seed
+    def __init__(self, out_dir: str, seed: int, img_size: Tuple[int, int], vehicle_weights: Sequence[float]):
+        self.out_dir, self.seed, self.vehicle_weights = out_dir, seed, vehicle_weights
         self.tokens = TokenFactory(seed)
         rig = build_rig(img_size)
         self.tables = TableBuilder(self.tokens, rig, img_size)
@@ -152,7 +152,7 @@ def _generate_city(ctx: _Context, city: int, names: Sequence[str], samples_per_s
         if k % SCENES_PER_LOG == 0:
             log = ctx.tables.add_log(style, k // SCENES_PER_LOG)
         rng = np.random.default_rng([ctx.seed, city, 2, k])
-        plan = plan_scene(routes, int(start_lanes[k % len(start_lanes)]), samples_per_scene, rng)
+        plan = plan_scene(routes, int(start_lanes[k % len(start_lanes)]), samples_per_scene, rng, ctx.vehicle_weights)
         frames = ctx.tables.add_scene(name, log, k % SCENES_PER_LOG, plan, scene_annotations(plan))
         renderer = SceneRenderer(ctx.cameras, net, layers, ctx.mottle, float(rng.uniform(0.9, 1.1)), ctx.noise, rng)
         _write_frames(ctx.out_dir, renderer, plan, frames, [cam.channel for cam in ctx.cameras])
@@ -164,7 +164,8 @@ def _generate_city(ctx: _Context, city: int, names: Sequence[str], samples_per_s
 
 
 def generate_synthetic_nuscenes(out_dir: str, scenes_per_city: int = 2, samples_per_scene: int = 6, seed: int = 0,
-                                img_size: tuple = (400, 225), version: str = 'v1.0-synth') -> None:
+                                img_size: tuple = (400, 225), version: str = 'v1.0-synth',
+                                vehicle_mix: Optional[Dict[str, float]] = None) -> None:
     """Write a synthetic nuScenes dataset (boston-seaport and singapore-onenorth) into ``out_dir``.
 
     Args:
@@ -174,14 +175,17 @@ def generate_synthetic_nuscenes(out_dir: str, scenes_per_city: int = 2, samples_
         seed (int): seed of everything (maps, traffic, lighting, noise, tokens), >= 0.
         img_size (tuple[int, int]): camera image size (W, H) in pixels, at least (64, 36).
         version (str): table folder name, 'v1.0-<name>'.
+        vehicle_mix (dict[str, float], optional): relative spawn weights of the vehicle classes by detection name,
+            e.g. ``{'car': 0.5, 'truck': 0.3, 'bus': 0.2}`` (default: car 0.8, truck 0.12, bus 0.08).
 
     Raises:
         TypeError / ValueError: for arguments outside the ranges above.
     """
     width, height = _check_args(out_dir, scenes_per_city, samples_per_scene, seed, img_size, version)
+    weights = vehicle_weights(vehicle_mix)
     out_dir = os.fspath(out_dir)
     os.makedirs(os.path.join(out_dir, 'can_bus'), exist_ok=True)
-    ctx = _Context(out_dir, int(seed), (width, height))
+    ctx = _Context(out_dir, int(seed), (width, height), weights)
     names = scene_names(scenes_per_city * len(LOCATIONS))
     splits = {name: [] for name in SPLIT_NAMES}
     for city in range(len(LOCATIONS)):

@@ -5,8 +5,9 @@ gap: right-hand traffic in Boston and left-hand traffic in Singapore; dark aspha
 lines in Boston and lighter, warmer asphalt with white lines in Singapore; grey-brown versus green verges; a pale
 overcast sky versus a bright tropical one; and different sun positions and brightness. Colours are RGB uint8.
 """
+import math
 from dataclasses import dataclass, field
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 RGB = Tuple[int, int, int]
 
@@ -101,6 +102,28 @@ VEHICLE_CLASSES: Tuple[Tuple[ObjectClass, float], ...] = (  # (class, spawn weig
     (ObjectClass('vehicle.bus.rigid', (2.9, 11.0, 3.3), 0.06, (4.0, 8.0),
                  ((200, 40, 45), (40, 150, 70)), 'vehicle.moving', 'vehicle.stopped'), 0.08),
 )
+
+VEHICLE_NAMES = ('car', 'truck', 'bus')   # nuScenes detection names of VEHICLE_CLASSES, in order
+
+
+def vehicle_weights(mix: Optional[Dict[str, float]] = None) -> Tuple[float, ...]:
+    """Spawn weights of ``VEHICLE_CLASSES`` from ``{detection name: weight}`` (None: the default mix).
+
+    Names left out get weight 0; the weights are relative (normalised when drawing).
+
+    Raises:
+        ValueError: an unknown name, a negative or non-finite weight, or weights that sum to 0.
+    """
+    if mix is None:
+        return tuple(weight for _, weight in VEHICLE_CLASSES)
+    unknown = sorted(set(mix) - set(VEHICLE_NAMES))
+    if unknown:
+        raise ValueError(f'vehicle_mix names {unknown} are not synthetic vehicle classes; use {list(VEHICLE_NAMES)}')
+    weights = tuple(float(mix.get(name, 0.0)) for name in VEHICLE_NAMES)
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise ValueError(f'vehicle_mix weights must be finite, >= 0 and not all 0, got {dict(mix)}')
+    return weights
+
 
 PEDESTRIAN_CLASS = ObjectClass('human.pedestrian.adult', (0.68, 0.72, 1.74), 0.1, (0.9, 1.7),
                                ((150, 40, 140), (110, 30, 110), (185, 70, 160)),

@@ -201,8 +201,9 @@ def plan_ego(routes: RouteBuilder, start_lane: int, duration: float,
 
 
 def _vehicle_candidate(routes: RouteBuilder, anchor: Tuple[float, np.ndarray], duration: float,
-                       rng: np.random.Generator, name: str) -> Optional[Mover]:
-    """A vehicle on a lane near ``anchor`` = (time, ego position) at that time; None if no lane is near."""
+                       rng: np.random.Generator, name: str, weights: Sequence[float]) -> Optional[Mover]:
+    """A vehicle of a class drawn by ``weights`` (of ``VEHICLE_CLASSES``) on a lane near ``anchor`` = (time, ego
+    position) at that time; None if no lane is near."""
     t_anchor, point = anchor
     lanes = np.nonzero(_segment_distance(point[None], routes.lane_segments) < VEHICLE_SPAWN_RADIUS)[0]
     if not len(lanes):
@@ -211,8 +212,7 @@ def _vehicle_candidate(routes: RouteBuilder, anchor: Tuple[float, np.ndarray], d
     a, b = routes.lane_segments[k]
     length = float(np.linalg.norm(b - a))
     offset = float(np.clip(np.dot(point - a, (b - a) / length) + rng.uniform(-30.0, 30.0), 0.0, length))
-    classes, weights = zip(*VEHICLE_CLASSES)
-    cls = classes[rng.choice(len(classes), p=np.array(weights) / sum(weights))]
+    cls = VEHICLE_CLASSES[rng.choice(len(VEHICLE_CLASSES), p=np.array(weights) / sum(weights))][0]
     profile = _profile(rng, rng.uniform(*cls.speed))
     before = _travel(profile, t_anchor)
     path, s_anchor = routes.route_through(routes.road_lanes[k], offset, before + 5.0,
@@ -281,7 +281,8 @@ def _spawn(make, target: int, accepted: List[Mover], check_times: np.ndarray, ma
     return count
 
 
-def plan_scene(routes: RouteBuilder, start_lane: int, num_samples: int, rng: np.random.Generator) -> ScenePlan:
+def plan_scene(routes: RouteBuilder, start_lane: int, num_samples: int, rng: np.random.Generator,
+               vehicle_weights: Optional[Sequence[float]] = None) -> ScenePlan:
     """Plan the ego drive from ``start_lane`` and the traffic around it for ``num_samples`` keyframes 0.5 s apart.
 
     Args:
@@ -289,6 +290,7 @@ def plan_scene(routes: RouteBuilder, start_lane: int, num_samples: int, rng: np.
         start_lane (int): index (in ``routes.net.lanes``) of the road lane the ego starts on.
         num_samples (int): number of keyframes (>= 2).
         rng (np.random.Generator): the scene's random generator.
+        vehicle_weights (Sequence[float], optional): spawn weights of ``VEHICLE_CLASSES`` (default: theirs).
 
     Returns:
         ScenePlan: ego, accepted movers (vehicles first, then pedestrians), keyframe times and a description.
@@ -305,7 +307,8 @@ def plan_scene(routes: RouteBuilder, start_lane: int, num_samples: int, rng: np.
 
     accepted: List[Mover] = [ego]
     scale = 1.0 + duration / DENSITY_DURATION    # longer scenes meet more traffic
-    n_veh = _spawn(lambda k: _vehicle_candidate(routes, anchor(), duration, rng, f'vehicle{k}'),
+    weights = vehicle_weights if vehicle_weights is not None else [w for _, w in VEHICLE_CLASSES]
+    n_veh = _spawn(lambda k: _vehicle_candidate(routes, anchor(), duration, rng, f'vehicle{k}', weights),
                    int(rng.integers(10, 17) * scale), accepted, check_times, margin=0.4)
     n_ped = _spawn(lambda k: _pedestrian_candidate(routes.net, anchor(), rng, f'pedestrian{k}'),
                    int(rng.integers(8, 15) * scale), accepted, check_times, margin=0.15)
