@@ -61,7 +61,7 @@ def log_file(tmp_path):
 
 
 def test_metrics_take_the_dataset_root_and_log_progress_and_tables(synthetic_root, synthetic_infos, tmp_path,
-                                                                    log_file):
+                                                                   log_file):
     """Metrics built without data_root / ann_file / version evaluate the dataset they are given (dataset_meta)."""
     dataset = NuScenesTrackMapDataset(data_root=str(synthetic_root), ann_file='nuscenes_infos_temporal_val.pkl',
                                       test_mode=True)

@@ -1,7 +1,6 @@
 """tools/: argument parsing and config overrides, the checkpoint check (2-process runs: tests/test_distributed.py)."""
 import importlib.util
 import os.path as osp
-import sys
 from pathlib import Path
 
 import pytest

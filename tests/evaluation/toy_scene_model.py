@@ -5,9 +5,6 @@ model whose state matters, so that splitting a scene between processes changes t
 2-process runs are in tests/test_distributed.py.)
 """
 import torch
-from mmengine.structures import InstanceData
-
-from mmdet3d.structures import Det3DDataSample
 
 SCENE_SIZES = (6, 4, 9, 1, 5, 6, 2)
 CANVAS = 8

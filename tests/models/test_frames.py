@@ -8,7 +8,7 @@ import torch
 from projects.nexusflow.models.uniad.temporal_state import TemporalState
 from projects.nexusflow.models.uniad.track import TrackState
 from projects.nexusflow.core.frames import (lidar2global_of, pose_of, relative_pose, stack_relative_poses,
-                                                timestamp_of)
+                                            timestamp_of)
 
 LIDAR2EGO = np.array([[0.0, 1.0, 0.0, 0.9], [-1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.8], [0.0, 0.0, 0.0, 1.0]])
 

@@ -19,4 +19,3 @@ def nyuv2_meta(nyuv2_root):
     """The generator's ``meta.json`` of ``nyuv2_root`` (``img_shape``, ``num_train``, ``intrinsics``, ...)."""
     import json
     return json.loads((nyuv2_root / 'meta.json').read_text())
-
