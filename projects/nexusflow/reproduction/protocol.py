@@ -91,7 +91,7 @@ class Protocol:
         """The ``--cfg-options`` of ``row``'s training: ``row_options``, matching ``config_options``, its own."""
         options = dict(self.row_options)
         for pattern, extra in self.config_options:
-            if fnmatch.fnmatch(osp.basename(row.config), pattern):
+            if _config_matches(row, pattern):
                 options.update(extra)
         options.update(row.options)
         return options
@@ -162,11 +162,16 @@ def _pretrain_stages(pretrain, path: str) -> Tuple[PretrainStage, ...]:
     return tuple(stages)
 
 
+def _config_matches(row: Row, pattern: str) -> bool:
+    """Whether ``row``'s config file name matches the glob ``pattern`` of ``config_options``."""
+    return fnmatch.fnmatch(osp.basename(row.config), pattern)
+
+
 def _config_options(value, rows: Tuple[Row, ...], path: str) -> Tuple[Tuple[str, Dict[str, object]], ...]:
     if not isinstance(value, dict) or not all(isinstance(options, dict) for options in value.values()):
         raise ValueError(f'{path}: config_options must be {{pattern: {{key: value}}}}, got {value!r}')
     for pattern in value:
-        if not any(fnmatch.fnmatch(osp.basename(row.config), pattern) for row in rows):
+        if not any(_config_matches(row, pattern) for row in rows):
             raise ValueError(f'{path}: config_options pattern {pattern!r} matches no row\'s config file name '
                              f'({sorted({osp.basename(row.config) for row in rows})}); fix or remove it')
     return tuple((str(pattern), dict(options)) for pattern, options in value.items())

@@ -282,7 +282,7 @@ def _spawn(make, target: int, accepted: List[Mover], check_times: np.ndarray, ma
 
 
 def plan_scene(routes: RouteBuilder, start_lane: int, num_samples: int, rng: np.random.Generator,
-               vehicle_weights: Optional[Sequence[float]] = None) -> ScenePlan:
+               vehicle_weights: Sequence[float]) -> ScenePlan:
     """Plan the ego drive from ``start_lane`` and the traffic around it for ``num_samples`` keyframes 0.5 s apart.
 
     Args:
@@ -290,7 +290,7 @@ def plan_scene(routes: RouteBuilder, start_lane: int, num_samples: int, rng: np.
         start_lane (int): index (in ``routes.net.lanes``) of the road lane the ego starts on.
         num_samples (int): number of keyframes (>= 2).
         rng (np.random.Generator): the scene's random generator.
-        vehicle_weights (Sequence[float], optional): spawn weights of ``VEHICLE_CLASSES`` (default: theirs).
+        vehicle_weights (Sequence[float]): spawn weights of ``VEHICLE_CLASSES`` (``styles.vehicle_weights``).
 
     Returns:
         ScenePlan: ego, accepted movers (vehicles first, then pedestrians), keyframe times and a description.
@@ -307,8 +307,7 @@ def plan_scene(routes: RouteBuilder, start_lane: int, num_samples: int, rng: np.
 
     accepted: List[Mover] = [ego]
     scale = 1.0 + duration / DENSITY_DURATION    # longer scenes meet more traffic
-    weights = vehicle_weights if vehicle_weights is not None else [w for _, w in VEHICLE_CLASSES]
-    n_veh = _spawn(lambda k: _vehicle_candidate(routes, anchor(), duration, rng, f'vehicle{k}', weights),
+    n_veh = _spawn(lambda k: _vehicle_candidate(routes, anchor(), duration, rng, f'vehicle{k}', vehicle_weights),
                    int(rng.integers(10, 17) * scale), accepted, check_times, margin=0.4)
     n_ped = _spawn(lambda k: _pedestrian_candidate(routes.net, anchor(), rng, f'pedestrian{k}'),
                    int(rng.integers(8, 15) * scale), accepted, check_times, margin=0.15)
