@@ -2,13 +2,15 @@
 
     python tools/reproduce.py configs/uniad_nexusflow/reproduce/synth_geo_table.py \
         [--rows full baseline ...] [--seeds 0 1 2] [--out-dir work_dirs/reproduce/<protocol>] [--no-analysis] \
-        [--report-only] [--dry-run]
+        [--report-only] [--dry-run] [--include earlier/results.json ...]
 
 Every training and test goes through tools/train.py and tools/test.py in a subprocess, exactly as a user runs them.
 The harness is resumable: run the same command again after an interruption and finished stages are skipped, an
 interrupted training continues from its latest checkpoint, shared stages (data, pretraining, the phase-1 runs that
 phase-2 rows start from) run once. It prints which stage runs, the epoch, and the ETA of the table from the measured
 durations, and after every run rewrites ``<out-dir>/report/{results.json,results.md,per_city.png,mmd.png}``.
+``--include`` merges the runs of earlier reports of the same protocol (e.g. seeds run in another session or on
+another machine) into the table; a run on disk wins over an included one.
 """
 import argparse
 import json
@@ -37,14 +39,17 @@ def parse_args(argv=None):
     parser.add_argument('--no-analysis', action='store_true', help='skip the MMD feature analysis of each run')
     parser.add_argument('--report-only', action='store_true', help='only rebuild the report from finished runs')
     parser.add_argument('--dry-run', action='store_true', help='print the stages and their state, run nothing')
+    parser.add_argument('--include', nargs='+', default=[], metavar='RESULTS_JSON',
+                        help='earlier results.json files of this protocol whose runs (of the selected rows) are not '
+                             'on disk join the report')
     return parser.parse_args(argv)
 
 
-def write_report(protocol, runs, planner, stages, out_dir: str) -> dict:
+def write_report(protocol, runs, planner, stages, out_dir: str, include=()) -> dict:
     """Collect the finished runs and write ``report/results.json``, ``results.md`` and the plots."""
     report_dir = osp.join(out_dir, 'report')
     os.makedirs(report_dir, exist_ok=True)
-    results = collect(protocol, runs, planner, stages)
+    results = collect(protocol, runs, planner, stages, include)
     with open(osp.join(report_dir, 'results.json'), 'w') as f:
         json.dump(results, f, indent=1)
     if results['rows']:
@@ -69,9 +74,10 @@ def main(argv=None):
         print(f'{len(runs)} runs, {sum(not s.done for s in stages)} stages to do')
         return
     if not args.report_only:
+        write_report(protocol, runs, planner, stages, out_dir, args.include)  # a bad --include fails before training
         executor.run(stages, on_done=lambda stage: stage.kind in ('test', 'analysis')
-                     and write_report(protocol, runs, planner, stages, out_dir))
-    results = write_report(protocol, runs, planner, stages, out_dir)
+                     and write_report(protocol, runs, planner, stages, out_dir, args.include))
+    results = write_report(protocol, runs, planner, stages, out_dir, args.include)
     print(f'{len(results["rows"])} rows with results; report in {osp.join(out_dir, "report")}')
 
 

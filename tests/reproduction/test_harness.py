@@ -210,6 +210,40 @@ def test_run_resume_and_report(tmp_path):
     assert all(osp.getsize(p) > 1000 for p in paths)
 
 
+def test_included_reports_fill_the_runs_not_on_disk(tmp_path):
+    protocol = load_protocol(write_protocol(tmp_path))
+    estimates = dict(data=1, train=1, test=1, analysis=1)
+
+    def run(out, rows, seeds):
+        runs = expand_runs(protocol, rows, seeds)
+        planner = StagePlanner(protocol, out, python='python')
+        Executor(out, runner=FakeRunner(metrics), echo=lambda line: None, estimates=estimates).run(planner.plan(runs))
+        return runs, planner
+
+    earlier_runs, earlier_planner = run(str(tmp_path / 'earlier'), ['full', 'baseline'], [0, 1])
+    earlier = collect(protocol, earlier_runs, earlier_planner, earlier_planner.plan(earlier_runs))
+    earlier['rows']['full']['seeds']['2'] = dict(earlier['rows']['full']['seeds']['0'],
+                                                 metrics={'track/amota': 9.0})
+    earlier_path = tmp_path / 'earlier.json'
+    earlier_path.write_text(json.dumps(earlier))
+
+    runs, planner = run(str(tmp_path / 'now'), ['full'], [2])
+    results = collect(protocol, runs, planner, planner.plan(runs), include=[str(earlier_path)])
+    assert list(results['rows']) == ['full'], 'only the selected rows are merged in'
+    assert list(results['rows']['full']['seeds']) == ['0', '1', '2']
+    assert results['rows']['full']['seeds']['2']['metrics']['track/amota'] == pytest.approx(0.7), 'disk wins'
+    assert results['summary']['full']['track/amota'] == pytest.approx(dict(mean=0.6, std=0.1, n=3))
+    assert results['included'][0]['budget'] == earlier['budget']
+    assert 'earlier.json' in markdown(results, protocol)
+
+    earlier['protocol'] = 'configs/other.py'
+    earlier_path.write_text(json.dumps(earlier))
+    with pytest.raises(ValueError, match=r'--include .*earlier.json.*configs/other.py'):
+        collect(protocol, runs, planner, planner.plan(runs), include=[str(earlier_path)])
+    with pytest.raises(FileNotFoundError, match='--include .*missing.json'):
+        collect(protocol, runs, planner, planner.plan(runs), include=[str(tmp_path / 'missing.json')])
+
+
 def test_mean_std_ignores_missing_values():
     assert mean_std([1.0, float('nan'), 3.0]) == dict(mean=2.0, std=2 ** 0.5, n=2)
     assert mean_std([])['n'] == 0

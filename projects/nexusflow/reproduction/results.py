@@ -4,7 +4,8 @@ page and plots.
 ``results.json``::
 
     {protocol, generated, rows: {row: {label, group, seeds: {seed: {metrics, mmd, spread, diagnostics, seconds}}}},
-     summary: {row: {metric: {mean, std, n}}}, budget: {stage kind: seconds}}
+     summary: {row: {metric: {mean, std, n}}}, budget: {stage kind: seconds},
+     included: [{path, generated, budget}]}  # only when earlier reports were merged in (``--include``)
 
 ``metrics`` keeps every number ``tools/test.py`` reported (overall and per city); ``mmd`` the squared MMD
 Boston~Singapore (mean over subsets) of each analysed feature set; ``spread`` the mean per-dimension std of
@@ -103,16 +104,20 @@ def mean_std(values: Sequence[float]) -> dict:
     return dict(mean=mean, std=math.sqrt(var), n=len(values))
 
 
-def collect(protocol: Protocol, runs: Sequence[Run], planner, stages: Sequence) -> dict:
-    """``results.json`` content for ``runs`` (unfinished runs are left out; a row with none is absent); the
-    measured compute is summed over ``stages`` (the planner's stages of ``runs``)."""
-    rows: Dict[str, dict] = {}
-    for run in runs:
-        figures = collect_run(planner.run_dir(run))
-        if figures is None:
-            continue
-        entry = rows.setdefault(run.row.name, dict(label=run.row.label, group=run.row.group, seeds={}))
-        entry['seeds'][str(run.seed)] = figures
+def _read_report(path: str, protocol: Protocol) -> dict:
+    """An earlier ``results.json`` of ``protocol`` (one clear error for a missing file or another protocol)."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'--include {path}: no such results.json (a report folder of tools/reproduce.py)')
+    with open(path) as f:
+        earlier = json.load(f)
+    if osp.abspath(earlier.get('protocol', '')) != osp.abspath(protocol.path):
+        raise ValueError(f'--include {path}: its runs are of protocol {earlier.get("protocol")!r}, not '
+                         f'{protocol.path!r}; include only reports of the protocol being reported')
+    return earlier
+
+
+def summarise(rows: Dict[str, dict]) -> Dict[str, Dict[str, dict]]:
+    """``{row: {metric: mean_std}}`` over the seeds of each row of ``results['rows']``."""
     summary = {}
     for name, entry in rows.items():
         seeds = list(entry['seeds'].values())
@@ -124,13 +129,47 @@ def collect(protocol: Protocol, runs: Sequence[Run], planner, stages: Sequence) 
                 stats[f'spread/{feature}/{when}'] = mean_std(
                     [s['spread'].get(feature, {}).get(when, float('nan')) for s in seeds])
         summary[name] = stats
+    return summary
+
+
+def collect(protocol: Protocol, runs: Sequence[Run], planner, stages: Sequence, include: Sequence[str] = ()) -> dict:
+    """``results.json`` content for ``runs`` (unfinished runs are left out; a row with none is absent); the
+    measured compute is summed over ``stages`` (the planner's stages of ``runs``).
+
+    ``include`` lists earlier ``results.json`` files of the same protocol (e.g. a committed report made on another
+    machine): their runs of the selected rows that are not on disk join the table (a run on disk wins); their
+    compute is listed under ``included``, not added to ``budget`` (shared stages would count twice).
+    """
+    rows: Dict[str, dict] = {}
+    row_of = {run.row.name: run.row for run in runs}
+    for run in runs:
+        figures = collect_run(planner.run_dir(run))
+        if figures is None:
+            continue
+        entry = rows.setdefault(run.row.name, dict(label=run.row.label, group=run.row.group, seeds={}))
+        entry['seeds'][str(run.seed)] = figures
+    included = []
+    for path in include:
+        earlier = _read_report(path, protocol)
+        for name, entry_earlier in earlier['rows'].items():
+            if name not in row_of:
+                continue
+            entry = rows.setdefault(name, dict(label=row_of[name].label, group=row_of[name].group, seeds={}))
+            for seed, figures in entry_earlier['seeds'].items():
+                entry['seeds'].setdefault(seed, figures)
+        included.append(dict(path=path, generated=earlier.get('generated'), budget=earlier.get('budget', {})))
+    for entry in rows.values():
+        entry['seeds'] = dict(sorted(entry['seeds'].items(), key=lambda item: int(item[0])))
     budget: Dict[str, float] = {}
     for stage in stages:
         done = read_done(stage.work_dir)
         if done is not None and done.get('ran', True):
             budget[stage.kind] = budget.get(stage.kind, 0.0) + done['seconds']
-    return dict(protocol=protocol.path, generated=time.strftime('%Y-%m-%d %H:%M:%S'), rows=rows, summary=summary,
-                budget=budget)
+    results = dict(protocol=protocol.path, generated=time.strftime('%Y-%m-%d %H:%M:%S'), rows=rows,
+                   summary=summarise(rows), budget=budget)
+    if included:
+        results['included'] = included
+    return results
 
 
 def _cell(stat: dict, scale: float = 1.0, digits: int = 3) -> str:
@@ -151,6 +190,12 @@ def _sig(stat: dict) -> str:
 def _table(header: List[str], lines: List[List[str]]) -> List[str]:
     return (['| ' + ' | '.join(header) + ' |', '|' + '---|' * len(header)]
             + ['| ' + ' | '.join(line) + ' |' for line in lines])
+
+
+def _included_line(results: dict) -> List[str]:
+    """The reports merged in and their own measured compute (one line each)."""
+    return [f'Runs not on disk come from {entry["path"]} (generated {entry["generated"]}; its measured compute '
+            f'{sum(entry["budget"].values()) / 3600:.2f} h).' for entry in results.get('included', ())]
 
 
 def markdown(results: dict, protocol: Protocol) -> str:
@@ -186,7 +231,9 @@ def markdown(results: dict, protocol: Protocol) -> str:
                      + ['', '### Boston–Singapore MMD² of the task features and latents', ''] + mmd
                      + (['', '### Spread of NexusFlow\'s embeddings and latents (mean per-dimension std over the val '
                          'scenes at fixed parameters, start of the run → end)', ''] + spread if spread_rows else [])
-                     + ['', f'Measured compute: {budget} (total {total:.2f} h on this machine).', ''])
+                     + ([''] + [f'Measured compute: {budget} (total {total:.2f} h on this machine).'] * bool(budget)
+                        + _included_line(results))
+                     + [''])
 
 
 def plot(results: dict, protocol: Protocol, out_dir: str) -> List[str]:
