@@ -10,7 +10,8 @@ interrupted training continues from its latest checkpoint, shared stages (data, 
 phase-2 rows start from) run once. It prints which stage runs, the epoch, and the ETA of the table from the measured
 durations, and after every run rewrites ``<out-dir>/report/{results.json,results.md,per_city.png,mmd.png}``.
 ``--include`` merges the runs of earlier reports of the same protocol (e.g. seeds run in another session or on
-another machine) into the table; a run on disk wins over an included one.
+another machine) into the table; a run on disk wins over an included one, and the page says how much a run that
+both have moved (the repeatability of a run across sessions).
 """
 import argparse
 import json

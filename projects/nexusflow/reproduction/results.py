@@ -5,7 +5,7 @@ page and plots.
 
     {protocol, generated, rows: {row: {label, group, seeds: {seed: {metrics, mmd, spread, diagnostics, seconds}}}},
      summary: {row: {metric: {mean, std, n}}}, budget: {stage kind: seconds},
-     included: [{path, generated, budget}]}  # only when earlier reports were merged in (``--include``)
+     included: [{path, generated, budget, repeats: {row/seed<k>: {metric: now - earlier}}}]}  # with ``--include``
 
 ``metrics`` keeps every number ``tools/test.py`` reported (overall and per city); ``mmd`` the squared MMD
 Boston~Singapore (mean over subsets) of each analysed feature set; ``spread`` the mean per-dimension std of
@@ -116,6 +116,11 @@ def _read_report(path: str, protocol: Protocol) -> dict:
     return earlier
 
 
+def _differences(now: Dict[str, float], earlier: Dict[str, float]) -> Dict[str, float]:
+    """``{metric: now - earlier}`` over the table's metrics both runs have (a repeated run's drift)."""
+    return {key: now[key] - earlier[key] for key in metric_names() if key in now and key in earlier}
+
+
 def summarise(rows: Dict[str, dict]) -> Dict[str, Dict[str, dict]]:
     """``{row: {metric: mean_std}}`` over the seeds of each row of ``results['rows']``."""
     summary = {}
@@ -137,8 +142,10 @@ def collect(protocol: Protocol, runs: Sequence[Run], planner, stages: Sequence, 
     measured compute is summed over ``stages`` (the planner's stages of ``runs``).
 
     ``include`` lists earlier ``results.json`` files of the same protocol (e.g. a committed report made on another
-    machine): their runs of the selected rows that are not on disk join the table (a run on disk wins); their
-    compute is listed under ``included``, not added to ``budget`` (shared stages would count twice).
+    machine): their runs of the selected rows that are not on disk join the table; a run on disk wins, and its
+    difference to the included one (``now - earlier`` per metric) is kept under ``included[i]['repeats']``, which
+    measures how well a run repeats. The included reports' compute is listed there too, not added to ``budget``
+    (shared stages would count twice).
     """
     rows: Dict[str, dict] = {}
     row_of = {run.row.name: run.row for run in runs}
@@ -151,13 +158,18 @@ def collect(protocol: Protocol, runs: Sequence[Run], planner, stages: Sequence, 
     included = []
     for path in include:
         earlier = _read_report(path, protocol)
+        repeats = {}
         for name, entry_earlier in earlier['rows'].items():
             if name not in row_of:
                 continue
             entry = rows.setdefault(name, dict(label=row_of[name].label, group=row_of[name].group, seeds={}))
             for seed, figures in entry_earlier['seeds'].items():
-                entry['seeds'].setdefault(seed, figures)
-        included.append(dict(path=path, generated=earlier.get('generated'), budget=earlier.get('budget', {})))
+                if seed in entry['seeds']:
+                    repeats[f'{name}/seed{seed}'] = _differences(entry['seeds'][seed]['metrics'], figures['metrics'])
+                else:
+                    entry['seeds'][seed] = figures
+        included.append(dict(path=path, generated=earlier.get('generated'), budget=earlier.get('budget', {}),
+                             repeats=repeats))
     for entry in rows.values():
         entry['seeds'] = dict(sorted(entry['seeds'].items(), key=lambda item: int(item[0])))
     budget: Dict[str, float] = {}
@@ -192,10 +204,19 @@ def _table(header: List[str], lines: List[List[str]]) -> List[str]:
             + ['| ' + ' | '.join(line) + ' |' for line in lines])
 
 
-def _included_line(results: dict) -> List[str]:
-    """The reports merged in and their own measured compute (one line each)."""
-    return [f'Runs not on disk come from {entry["path"]} (generated {entry["generated"]}; its measured compute '
-            f'{sum(entry["budget"].values()) / 3600:.2f} h).' for entry in results.get('included', ())]
+def _included_lines(results: dict) -> List[str]:
+    """The reports merged in, their own measured compute, and the drift of the runs repeated since."""
+    lines = []
+    for entry in results.get('included', ()):
+        lines.append(f'Runs not on disk come from {entry["path"]} (generated {entry["generated"]}; its measured '
+                     f'compute {sum(entry["budget"].values()) / 3600:.2f} h).')
+        for run, diff in entry.get('repeats', {}).items():
+            largest = max(diff, key=lambda key: abs(diff[key]), default=None)
+            lines.append(f'Repeated run {run}: ' + ('identical metrics.' if largest is None or diff[largest] == 0
+                                                    else f'largest difference {largest} {diff[largest]:+.4g} '
+                                                         f'(AMOTA {diff.get("track/amota", 0):+.4g}, lanes IoU '
+                                                         f'{diff.get("map/lanes_iou", 0):+.4g}).'))
+    return lines
 
 
 def markdown(results: dict, protocol: Protocol) -> str:
@@ -232,7 +253,7 @@ def markdown(results: dict, protocol: Protocol) -> str:
                      + (['', '### Spread of NexusFlow\'s embeddings and latents (mean per-dimension std over the val '
                          'scenes at fixed parameters, start of the run → end)', ''] + spread if spread_rows else [])
                      + ([''] + [f'Measured compute: {budget} (total {total:.2f} h on this machine).'] * bool(budget)
-                        + _included_line(results))
+                        + _included_lines(results))
                      + [''])
 
 
