@@ -48,7 +48,7 @@ class FakeRunner:
         work_dir = command[command.index('--work-dir') + 1]
         os.makedirs(work_dir, exist_ok=True)
         if tool == 'tools/train.py':
-            on_line('Epoch(train) [1][ 5/10]  lr: 1e-3')
+            on_line('Epoch(train) [1][ 5/10]  lr: 1e-3  eta: 0:01:40  time: 1.0')
             if self.fail_on is not None and self.fail_on in work_dir:
                 self.fail_on = None
                 ckpt = osp.join(work_dir, 'epoch_1.pth')
@@ -168,7 +168,7 @@ def test_run_resume_and_report(tmp_path):
         executor.run(planner.plan(runs))
     first = [c for c in runner.calls]
     assert sum(c[1] == 'tools/create_data.py' for c in first) == 2
-    assert any('epoch 1 iter 5/10' in line for line in lines), 'training progress is echoed'
+    assert any('epoch 1 iter 5/10' in line and '0:01:40 left' in line for line in lines), 'progress is echoed'
     # the interrupted run resumes from its checkpoint; nothing finished is redone
     executor.run(planner.plan(runs))
     second = runner.calls[len(first):]

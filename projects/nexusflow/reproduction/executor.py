@@ -15,6 +15,7 @@ from .stages import Stage, read_done, write_done
 
 ELAPSED = 'ELAPSED.json'
 EPOCH_LINE = re.compile(r'Epoch\(train\)\s*\[(\d+)\]\[\s*(\d+)/(\d+)\]')
+ETA = re.compile(r'\beta: (\S+)')  # mmengine's estimate of the training's remaining time
 
 
 def run_subprocess(command: Sequence[str], log_path: str, on_line: Callable[[str], None]) -> int:
@@ -140,6 +141,8 @@ class Executor:
             if last['epoch'] != epoch or it == total:
                 last['epoch'] = epoch
                 record_elapsed(stage, prior + time.time() - start)
+                eta = ETA.search(line)
                 self.echo(f'    {stage.key}: epoch {epoch} iter {it}/{total}, '
-                          f'{format_duration(time.time() - start)} so far')
+                          f'{format_duration(time.time() - start)} so far'
+                          + (f', {eta.group(1)} left (mmengine)' if eta else ''))
         return on_line
