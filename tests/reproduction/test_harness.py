@@ -224,11 +224,14 @@ def test_included_reports_fill_the_runs_not_on_disk(tmp_path):
     earlier = collect(protocol, earlier_runs, earlier_planner, earlier_planner.plan(earlier_runs))
     earlier['rows']['full']['seeds']['2'] = dict(earlier['rows']['full']['seeds']['0'],
                                                  metrics={'track/amota': 9.0})
+    earlier['rows']['baseline']['seeds']['1']['machine'] = None  # a report made before machines were recorded
     earlier_path = tmp_path / 'earlier.json'
     earlier_path.write_text(json.dumps(earlier))
     same = collect(protocol, earlier_runs, earlier_planner, earlier_planner.plan(earlier_runs),
                    include=[str(earlier_path)])
-    assert 'Repeated run baseline/seed1: identical metrics.' in markdown(same, protocol)
+    page = markdown(same, protocol)
+    assert 'Repeated run full/seed0 (same machine): identical metrics.' in page
+    assert 'now, machine not recorded then): identical metrics.' in page
 
     runs, planner = run(str(tmp_path / 'now'), ['full'], [2])
     results = collect(protocol, runs, planner, planner.plan(runs), include=[str(earlier_path)])
@@ -237,9 +240,12 @@ def test_included_reports_fill_the_runs_not_on_disk(tmp_path):
     assert results['rows']['full']['seeds']['2']['metrics']['track/amota'] == pytest.approx(0.7), 'disk wins'
     assert results['summary']['full']['track/amota'] == pytest.approx(dict(mean=0.6, std=0.1, n=3))
     assert results['included'][0]['budget'] == earlier['budget']
-    assert results['included'][0]['repeats'] == {'full/seed2': pytest.approx({'track/amota': 0.7 - 9.0})}
+    repeat = results['included'][0]['repeats']['full/seed2']
+    assert repeat['difference'] == pytest.approx({'track/amota': 0.7 - 9.0})
+    assert repeat['machines'][0]['cores'] == os.cpu_count() and repeat['machines'][1] == repeat['machines'][0]
     page = markdown(results, protocol)
-    assert 'earlier.json' in page and 'Repeated run full/seed2: largest difference track/amota -8.3' in page
+    assert 'earlier.json' in page
+    assert 'Repeated run full/seed2 (same machine): largest difference track/amota -8.3' in page
 
     earlier['protocol'] = 'configs/other.py'
     earlier_path.write_text(json.dumps(earlier))

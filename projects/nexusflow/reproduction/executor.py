@@ -3,9 +3,11 @@
 The time of a stage counts every attempt: an interrupted training leaves ``ELAPSED.json`` (updated at every
 epoch), which the attempt that finishes it adds to its own duration.
 """
+import functools
 import json
 import os
 import os.path as osp
+import platform
 import re
 import subprocess
 import time
@@ -29,6 +31,19 @@ def run_subprocess(command: Sequence[str], log_path: str, on_line: Callable[[str
                 log.write(line)
                 on_line(line.rstrip('\n'))
             return proc.wait()
+
+
+@functools.lru_cache(maxsize=None)
+def machine() -> Dict[str, object]:
+    """What a stage ran on, recorded in its ``DONE.json``: CPU floating-point results (and so a training's exact
+    numbers) depend on the processor's vector instructions and the torch build, not only on the seed."""
+    import torch
+    cpu = platform.processor()
+    if osp.isfile('/proc/cpuinfo'):
+        with open('/proc/cpuinfo') as f:
+            cpu = next((line.split(':', 1)[1].strip() for line in f if line.startswith('model name')), cpu)
+    return dict(cpu=cpu, cpu_capability=torch.backends.cpu.get_cpu_capability(), cores=os.cpu_count(),
+                torch=torch.__version__)
 
 
 def format_duration(seconds: Optional[float]) -> str:
@@ -126,7 +141,7 @@ class Executor:
                                'again to continue where it stopped')
         record = stage.finish()
         record.update(seconds=round(prior + time.time() - start, 1), ran=True, finished=time.ctime(),
-                      command=' '.join(command))
+                      command=' '.join(command), machine=machine())
         write_done(stage, record)
         self.echo(f'    done in {format_duration(record["seconds"])}')
 

@@ -3,15 +3,18 @@ page and plots.
 
 ``results.json``::
 
-    {protocol, generated, rows: {row: {label, group, seeds: {seed: {metrics, mmd, spread, diagnostics, seconds}}}},
+    {protocol, generated, rows: {row: {label, group, seeds: {seed: {metrics, mmd, spread, diagnostics, seconds,
+                                                                    machine}}}},
      summary: {row: {metric: {mean, std, n}}}, budget: {stage kind: seconds},
-     included: [{path, generated, budget, repeats: {row/seed<k>: {metric: now - earlier}}}]}  # with ``--include``
+     included: [{path, generated, budget,                                          # with ``--include``
+                 repeats: {row/seed<k>: {difference: {metric: now - earlier}, machines: [now, earlier]}}}]}
 
 ``metrics`` keeps every number ``tools/test.py`` reported (overall and per city); ``mmd`` the squared MMD
 Boston~Singapore (mean over subsets) of each analysed feature set; ``spread`` the mean per-dimension std of
 NexusFlow's embeddings and latents over the val scenes at fixed parameters, ``{feature: {start, end}}`` (``start``
 from the checkpoint a phase-2 run starts from, its plug-in as initialised); ``diagnostics`` the first and last logged
-value of every ``diag/*`` scalar of the training (NexusFlow runs).
+value of every ``diag/*`` scalar of the training (NexusFlow runs); ``machine`` what the training ran on (CPU,
+its vector instructions, torch; None in reports made before it was recorded).
 """
 import glob
 import json
@@ -91,7 +94,7 @@ def collect_run(run_dir: str) -> Optional[dict]:
     train = read_done(osp.join(run_dir, 'train')) or {}
     return dict(metrics=metrics, mmd=_mmd(osp.join(run_dir, 'analysis')), spread=_spread(run_dir),
                 diagnostics=_diagnostics(osp.join(run_dir, 'train')),
-                seconds=dict(train=train.get('seconds'), test=test.get('seconds')))
+                seconds=dict(train=train.get('seconds'), test=test.get('seconds')), machine=train.get('machine'))
 
 
 def mean_std(values: Sequence[float]) -> dict:
@@ -143,7 +146,8 @@ def collect(protocol: Protocol, runs: Sequence[Run], planner, stages: Sequence, 
 
     ``include`` lists earlier ``results.json`` files of the same protocol (e.g. a committed report made on another
     machine): their runs of the selected rows that are not on disk join the table; a run on disk wins, and its
-    difference to the included one (``now - earlier`` per metric) is kept under ``included[i]['repeats']``, which
+    difference to the included one (``now - earlier`` per metric, and both runs' machines) is kept under
+    ``included[i]['repeats']``, which
     measures how well a run repeats. The included reports' compute is listed there too, not added to ``budget``
     (shared stages would count twice).
     """
@@ -165,7 +169,10 @@ def collect(protocol: Protocol, runs: Sequence[Run], planner, stages: Sequence, 
             entry = rows.setdefault(name, dict(label=row_of[name].label, group=row_of[name].group, seeds={}))
             for seed, figures in entry_earlier['seeds'].items():
                 if seed in entry['seeds']:
-                    repeats[f'{name}/seed{seed}'] = _differences(entry['seeds'][seed]['metrics'], figures['metrics'])
+                    now = entry['seeds'][seed]
+                    repeats[f'{name}/seed{seed}'] = dict(
+                        difference=_differences(now['metrics'], figures['metrics']),
+                        machines=[now.get('machine'), figures.get('machine')])
                 else:
                     entry['seeds'][seed] = figures
         included.append(dict(path=path, generated=earlier.get('generated'), budget=earlier.get('budget', {}),
@@ -204,18 +211,27 @@ def _table(header: List[str], lines: List[List[str]]) -> List[str]:
             + ['| ' + ' | '.join(line) + ' |' for line in lines])
 
 
+def _machine(machine: Optional[dict]) -> str:
+    if not machine:
+        return 'machine not recorded'
+    return f'{machine["cpu"]} ({machine["cpu_capability"]}, torch {machine["torch"]})'
+
+
 def _included_lines(results: dict) -> List[str]:
     """The reports merged in, their own measured compute, and the drift of the runs repeated since."""
     lines = []
     for entry in results.get('included', ()):
         lines.append(f'Runs not on disk come from {entry["path"]} (generated {entry["generated"]}; its measured '
                      f'compute {sum(entry["budget"].values()) / 3600:.2f} h).')
-        for run, diff in entry.get('repeats', {}).items():
+        for run, repeat in entry.get('repeats', {}).items():
+            diff, (now, earlier) = repeat['difference'], repeat['machines']
             largest = max(diff, key=lambda key: abs(diff[key]), default=None)
-            lines.append(f'Repeated run {run}: ' + ('identical metrics.' if largest is None or diff[largest] == 0
-                                                    else f'largest difference {largest} {diff[largest]:+.4g} '
-                                                         f'(AMOTA {diff.get("track/amota", 0):+.4g}, lanes IoU '
-                                                         f'{diff.get("map/lanes_iou", 0):+.4g}).'))
+            where = ('same machine' if now == earlier else
+                     f'{_machine(now)} now, {_machine(earlier)} then')
+            lines.append(f'Repeated run {run} ({where}): ' + (
+                'identical metrics.' if largest is None or diff[largest] == 0 else
+                f'largest difference {largest} {diff[largest]:+.4g} (AMOTA {diff.get("track/amota", 0):+.4g}, '
+                f'lanes IoU {diff.get("map/lanes_iou", 0):+.4g}).'))
     return lines
 
 
