@@ -5,7 +5,9 @@ mmengine 0.10.7 assumes CUDA when it starts a distributed job: ``init_dist('pyto
 ``device_ids=[LOCAL_RANK]`` to DDP (rejected for CPU modules). ``setup_cpu_distributed`` lets
 ``torchrun --nproc_per_node N tools/test.py CONFIG CKPT --launcher pytorch`` run on CPU with the gloo backend:
 it initialises the process group itself (the Runner then skips its own initialisation) and sets
-``model_wrapper_cfg.device_ids = None``. With CUDA present it does nothing.
+``model_wrapper_cfg.device_ids = None``. With CUDA present it does nothing. ``finish_distributed`` destroys the
+process group when the job is done: a process that exits with it alive can abort in the collective backend's
+threads at interpreter exit (``terminate called without an active exception``) after a successful run.
 """
 from datetime import timedelta
 
@@ -13,7 +15,7 @@ import torch
 import torch.distributed as torch_dist
 from mmengine.config import Config
 
-__all__ = ['setup_cpu_distributed']
+__all__ = ['finish_distributed', 'setup_cpu_distributed']
 
 
 def setup_cpu_distributed(cfg: Config) -> bool:
@@ -40,3 +42,10 @@ def setup_cpu_distributed(cfg: Config) -> bool:
                                      find_unused_parameters=cfg.get('find_unused_parameters', False))
     cfg.model_wrapper_cfg.setdefault('device_ids', None)
     return True
+
+
+def finish_distributed() -> None:
+    """Wait for every process, then destroy the default process group (nothing to do outside a distributed run)."""
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()

@@ -35,7 +35,7 @@ from mmengine.model import is_model_wrapper  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from tools.launch_utils import setup_cpu_distributed  # noqa: E402
+from tools.launch_utils import finish_distributed, setup_cpu_distributed  # noqa: E402
 from tools.run_checks import check_overrides  # noqa: E402
 
 from projects.nexusflow.engine.visualization_hook import enable_visualization  # noqa: E402
@@ -126,7 +126,9 @@ def main(argv=None) -> dict:
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else RUNNERS.build(cfg)
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     check_checkpoint(model, args.checkpoint, max_missing_ratio=args.max_missing_ratio)
-    return runner.test()
+    metrics = runner.test()
+    finish_distributed()
+    return metrics
 
 
 if __name__ == '__main__':

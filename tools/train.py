@@ -28,7 +28,7 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from projects.nexusflow.engine import check_training_init  # noqa: E402
-from tools.launch_utils import setup_cpu_distributed  # noqa: E402
+from tools.launch_utils import finish_distributed, setup_cpu_distributed  # noqa: E402
 from tools.run_checks import check_overrides, checkpoint_to_load, prepare_work_dir  # noqa: E402
 
 
@@ -115,6 +115,7 @@ def main(argv=None):
     print_log(scale_summary(runner.world_size, cfg), logger='current')
     check_training_init(runner.model, cfg)
     runner.train()
+    finish_distributed()
 
 
 if __name__ == '__main__':
