@@ -14,7 +14,7 @@ from projects.nexusflow.reproduction.stages import data_options, data_ready
 CONFIG = 'configs/uniad_nexusflow/tiny_uniad_full.py'
 
 
-def write_protocol(tmp_path, rows=None, then=None, extra=''):
+def write_protocol(tmp_path, rows=None, then=None, extra='', per_seed=None):
     rows = rows or [
         dict(name='full', label='Full', config=CONFIG, seeds=2),
         dict(name='baseline', label='Baseline', config=CONFIG, seeds=[0, 1]),
@@ -25,6 +25,8 @@ def write_protocol(tmp_path, rows=None, then=None, extra=''):
     pre = dict(data=dict(data, root=str(tmp_path / 'pre'), seed=1), config=CONFIG)
     if then is not None:
         pre['then'] = then
+    if per_seed is not None:
+        pre['per_seed'] = per_seed
     path = tmp_path / 'protocol.py'
     path.write_text(f'data = {data!r}\npretrain = {pre!r}\nrow_options = {{"model.x": 1}}\nrows = {rows!r}\n'
                     + extra)
@@ -108,6 +110,37 @@ def test_pretraining_chain_starts_each_stage_from_the_previous_one(tmp_path):
         load_protocol(write_protocol(tmp_path, then=[dict(name='a b', config=CONFIG)]))
     with pytest.raises(FileNotFoundError, match='missing.py does not exist'):
         load_protocol(write_protocol(tmp_path, then=[dict(name='clips', config='missing.py')]))
+
+
+def test_per_seed_pretraining_trains_one_chain_per_seed_before_its_runs(tmp_path):
+    """``pretrain.per_seed``: the chain of seed k is trained with seed k, before seed k's first run, and starts the
+    runs of seed k only (a phase-2 row through its phase-1 row)."""
+    rows = [dict(name='baseline', label='Baseline', config=CONFIG, seeds=[0, 1]),
+            dict(name='twophase', label='Two-phase', config=CONFIG, seeds=[0, 1], init='baseline')]
+    protocol = load_protocol(write_protocol(tmp_path, rows, then=[dict(name='clips', config=CONFIG)], per_seed=True))
+    assert protocol.pretrain_per_seed
+    out = str(tmp_path / 'out')
+    runner = FakeRunner(metrics)
+    executor = Executor(out, runner=runner, echo=lambda line: None, estimates={})
+    executor.run(StagePlanner(protocol, out, python='python').plan(expand_runs(protocol)))
+    trains = [c for c in runner.calls if c[1] == 'tools/train.py']
+    work_dirs = [osp.relpath(c[c.index('--work-dir') + 1], out) for c in trains]
+    assert work_dirs == [osp.join('pretrain', 'seed0'), osp.join('pretrain_clips', 'seed0'),
+                         osp.join('runs', 'baseline', 'seed0', 'train'), osp.join('runs', 'twophase', 'seed0', 'train'),
+                         osp.join('pretrain', 'seed1'), osp.join('pretrain_clips', 'seed1'),
+                         osp.join('runs', 'baseline', 'seed1', 'train'), osp.join('runs', 'twophase', 'seed1', 'train')]
+    for seed, first in ((0, 0), (1, 4)):
+        chain, clips, phase1 = trains[first:first + 3]
+        assert f'randomness.seed={seed}' in chain and f'randomness.seed={seed}' in clips
+        assert not any(a.startswith('load_from=') for a in chain)
+        assert f'load_from={osp.join(out, "pretrain", f"seed{seed}", "epoch_2.pth")}' in clips
+        assert f'load_from={osp.join(out, "pretrain_clips", f"seed{seed}", "epoch_2.pth")}' in phase1
+    assert sum(c[1] == 'tools/create_data.py' for c in runner.calls) == 2, 'the pretraining set is made once'
+    calls = len(runner.calls)
+    executor.run(StagePlanner(protocol, out, python='python').plan(expand_runs(protocol)))
+    assert len(runner.calls) == calls, 'a finished reproduction runs nothing'
+    with pytest.raises(ValueError, match='pretrain.per_seed must be True or False'):
+        load_protocol(write_protocol(tmp_path, rows, per_seed='yes'))
 
 
 def test_test_and_analysis_build_the_model_the_run_trained(tmp_path):

@@ -5,10 +5,13 @@ A protocol is an mmengine config file (``configs/uniad_nexusflow/reproduce/*.py`
 * ``data``: the synthetic nuScenes set every row trains on (its ``synth_train`` scenes) and is evaluated on (its
   held-out ``synth_val`` scenes): ``dict(root, scenes_per_city, samples_per_scene, seed, img_size[, vehicle_mix])``
   (``vehicle_mix``: ``tools/create_data.py synthetic --vehicle-mix`` as a dict, e.g. ``dict(car=0.6, bus=0.2)``);
-* ``pretrain`` (optional): ``dict(data=<same keys as data>, config=<train config>[, then=[dict(name, config), ...]])``,
-  stages run once on a separate synthetic set: ``config`` first (work dir ``OUT/pretrain``), then every ``then``
-  stage from the previous stage's last checkpoint (``OUT/pretrain_<name>``); the last checkpoint of the chain
-  initialises every row whose ``init`` is ``'pretrain'``;
+* ``pretrain`` (optional): ``dict(data=<same keys as data>, config=<train config>[, then=[dict(name, config), ...]]
+  [, per_seed=False])``, stages on a separate synthetic set: ``config`` first (work dir ``OUT/pretrain``), then every
+  ``then`` stage from the previous stage's last checkpoint (``OUT/pretrain_<name>``); the last checkpoint of the
+  chain initialises every row whose ``init`` is ``'pretrain'``. By default the chain runs once, with seed 0, and
+  every row and seed starts from it (as every method of a paper fine-tunes the same pretrained model); with
+  ``per_seed=True`` each seed of the table trains its own chain with that seed (``OUT/pretrain/seed<k>``, ...), so
+  the seed std also covers the pretraining;
 * ``row_options`` (optional): ``--cfg-options`` given to every row's training (e.g. a frozen pretrained backbone);
 * ``config_options`` (optional): ``{pattern: options}``, ``--cfg-options`` given to the rows whose config file name
   matches the glob ``pattern`` (e.g. an option only the NexusFlow configs have), after ``row_options``;
@@ -78,6 +81,7 @@ class Protocol:
     rows: Tuple[Row, ...]
     pretrain_data: Optional[DataSpec] = None
     pretrain_stages: Tuple[PretrainStage, ...] = ()
+    pretrain_per_seed: bool = False
     row_options: Dict[str, object] = field(default_factory=dict)
     config_options: Tuple[Tuple[str, Dict[str, object]], ...] = ()
 
@@ -145,8 +149,10 @@ def _row(value, index: int, path: str) -> Row:
 
 
 def _pretrain_stages(pretrain, path: str) -> Tuple[PretrainStage, ...]:
-    if not set(pretrain) <= {'data', 'config', 'then'}:
-        raise ValueError(f'{path}: pretrain must be dict(data, config[, then]), got keys {sorted(pretrain)}')
+    if not set(pretrain) <= {'data', 'config', 'then', 'per_seed'}:
+        raise ValueError(f'{path}: pretrain must be dict(data, config[, then, per_seed]), got keys {sorted(pretrain)}')
+    if not isinstance(pretrain.get('per_seed', False), bool):
+        raise ValueError(f'{path}: pretrain.per_seed must be True or False, got {pretrain["per_seed"]!r}')
     stages = [PretrainStage('', pretrain.get('config'))]
     for index, stage in enumerate(pretrain.get('then', [])):
         if not isinstance(stage, dict) or set(stage) != {'name', 'config'} or not str(stage['name']).isidentifier():
@@ -191,10 +197,11 @@ def load_protocol(path: str) -> Protocol:
         raise ValueError(f'protocol {path}: row names must be unique, got {names}')
     config_options = _config_options(cfg.get('config_options', {}), rows, path)
     pretrain = cfg.get('pretrain', None)
-    pretrain_data, pretrain_stages = None, ()
+    pretrain_data, pretrain_stages, per_seed = None, (), False
     if pretrain is not None:
         pretrain_data = _data_spec(pretrain.get('data'), f'{path}: pretrain.data')
         pretrain_stages = _pretrain_stages(pretrain, path)
+        per_seed = pretrain.get('per_seed', False)
     for row in rows:
         if row.init == 'pretrain' and pretrain is None:
             raise ValueError(f'{path}: row {row.name!r} starts from the pretraining stage but the protocol has no '
@@ -204,7 +211,7 @@ def load_protocol(path: str) -> Protocol:
         if row.init == row.name:
             raise ValueError(f'{path}: row {row.name!r} cannot start from itself')
     return Protocol(name=osp.splitext(osp.basename(path))[0], path=path, data=_data_spec(cfg.data, f'{path}: data'),
-                    rows=rows, pretrain_data=pretrain_data, pretrain_stages=pretrain_stages,
+                    rows=rows, pretrain_data=pretrain_data, pretrain_stages=pretrain_stages, pretrain_per_seed=per_seed,
                     row_options=dict(cfg.get('row_options', {})), config_options=config_options)
 
 

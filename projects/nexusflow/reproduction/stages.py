@@ -4,6 +4,7 @@ Layout under the output folder ``OUT``::
 
     OUT/pretrain/                       tools/train.py work dir of the (first) pretraining stage (+ DONE.json)
     OUT/pretrain_<name>/                a later pretraining stage, started from the previous one
+                                        (with ``pretrain.per_seed``: one chain per seed, ``OUT/pretrain/seed<k>/``, ...)
     OUT/runs/<row>/seed<k>/train/       tools/train.py work dir of one run (+ DONE.json with the final checkpoint)
     OUT/runs/<row>/seed<k>/test/        tools/test.py work dir on the held-out val scenes (+ metrics.json, DONE.json)
     OUT/runs/<row>/seed<k>/analysis/    tools/analyze_features.py output (+ DONE.json)
@@ -14,6 +15,7 @@ A stage is done when its ``DONE.json`` exists; it records the command, the finis
 training stage that was interrupted is continued with ``--resume`` (mmengine's latest checkpoint of its work dir);
 one that never wrote a checkpoint starts again from its initial weights.
 """
+import functools
 import glob
 import json
 import os
@@ -167,26 +169,30 @@ class StagePlanner:
             return dict(checkpoint=ckpt)
         return Stage(key=key, kind='train', work_dir=work_dir, command=command, finish=finish, row=row)
 
-    def pretrain_dir(self, index: int) -> str:
+    def pretrain_dir(self, index: int, seed: int = 0) -> str:
+        """Work dir of pretraining stage ``index`` (of the chain of ``seed`` if the protocol pretrains per seed)."""
         name = self.protocol.pretrain_stages[index].name
-        return osp.join(self.out_dir, 'pretrain' + (f'_{name}' if name else ''))
+        work_dir = osp.join(self.out_dir, 'pretrain' + (f'_{name}' if name else ''))
+        return osp.join(work_dir, f'seed{seed}') if self.protocol.pretrain_per_seed else work_dir
 
-    def pretrain_stages(self) -> List[Stage]:
-        """The pretraining chain: each stage starts from the previous one's final checkpoint."""
+    def pretrain_stages(self, seed: int = 0) -> List[Stage]:
+        """The pretraining chain (of ``seed``): each stage starts from the previous one's final checkpoint."""
         spec = self.protocol.pretrain_data
+        seed = seed if self.protocol.pretrain_per_seed else 0
         stages = []
         for index, stage in enumerate(self.protocol.pretrain_stages):
-            options = dict(data_options(spec.root, stage.config), **{'randomness.seed': 0})
-            init = (lambda: None) if index == 0 else (lambda previous=self.pretrain_dir(index - 1): _final(previous))
-            key = 'pretrain' + (f'_{stage.name}' if stage.name else '')
-            stages.append(self.train_stage(key, stage.config, self.pretrain_dir(index), options, init=init))
+            options = dict(data_options(spec.root, stage.config), **{'randomness.seed': seed})
+            init = functools.partial(_final, self.pretrain_dir(index - 1, seed)) if index else (lambda: None)
+            key = 'pretrain' + (f'_{stage.name}' if stage.name else '') + \
+                (f'/seed{seed}' if self.protocol.pretrain_per_seed else '')
+            stages.append(self.train_stage(key, stage.config, self.pretrain_dir(index, seed), options, init=init))
         return stages
 
     def init_checkpoint(self, run: Run) -> Optional[str]:
-        """The checkpoint a run starts from: the pretraining stage's, a phase-1 run's, or None."""
+        """The checkpoint a run starts from: the pretraining chain's (of its seed), a phase-1 run's, or None."""
         if run.row.init is None:
             return None
-        work_dir = (self.pretrain_dir(len(self.protocol.pretrain_stages) - 1) if run.row.init == 'pretrain'
+        work_dir = (self.pretrain_dir(len(self.protocol.pretrain_stages) - 1, run.seed) if run.row.init == 'pretrain'
                     else osp.join(self.run_dir(Run(self.protocol.row(run.row.init), run.seed)), 'train'))
         return _final(work_dir, run.key)
 
@@ -234,11 +240,17 @@ class StagePlanner:
         return Stage(key=f'{run.key}/{name}', kind='analysis', work_dir=work_dir, command=command, row=run.row.name)
 
     def plan(self, runs: List[Run], analysis: bool = True) -> List[Stage]:
-        """Every stage of ``runs`` in execution order: data, pretraining, then each run's train/test/analysis."""
+        """Every stage of ``runs`` in execution order: data, then each run's train/test/analysis, the pretraining
+        chain (or the chain of the run's seed) before the first run that starts from it."""
         stages = [self.data_stage(self.protocol.data, 'protocol')]
-        if any(run.row.init == 'pretrain' for run in runs):
-            stages += [self.data_stage(self.protocol.pretrain_data, 'pretrain')] + self.pretrain_stages()
+        chains = set()
         for run in runs:
+            chain = run.seed if self.protocol.pretrain_per_seed else 0
+            if run.row.init == 'pretrain' and chain not in chains:
+                if not chains:
+                    stages.append(self.data_stage(self.protocol.pretrain_data, 'pretrain'))
+                chains.add(chain)
+                stages += self.pretrain_stages(chain)
             stages += self.run_stages(run, analysis)
         return stages
 
