@@ -175,17 +175,21 @@ class StagePlanner:
         work_dir = osp.join(self.out_dir, 'pretrain' + (f'_{name}' if name else ''))
         return osp.join(work_dir, f'seed{seed}') if self.protocol.pretrain_per_seed else work_dir
 
+    def chain_seed(self, seed: int) -> int:
+        """The seed of the pretraining chain that the runs of ``seed`` start from."""
+        return seed if self.protocol.pretrain_per_seed else 0
+
     def pretrain_stages(self, seed: int = 0) -> List[Stage]:
         """The pretraining chain (of ``seed``): each stage starts from the previous one's final checkpoint."""
         spec = self.protocol.pretrain_data
-        seed = seed if self.protocol.pretrain_per_seed else 0
+        seed = self.chain_seed(seed)
         stages = []
         for index, stage in enumerate(self.protocol.pretrain_stages):
             options = dict(data_options(spec.root, stage.config), **{'randomness.seed': seed})
             init = functools.partial(_final, self.pretrain_dir(index - 1, seed)) if index else (lambda: None)
-            key = 'pretrain' + (f'_{stage.name}' if stage.name else '') + \
-                (f'/seed{seed}' if self.protocol.pretrain_per_seed else '')
-            stages.append(self.train_stage(key, stage.config, self.pretrain_dir(index, seed), options, init=init))
+            work_dir = self.pretrain_dir(index, seed)
+            stages.append(self.train_stage(osp.relpath(work_dir, self.out_dir), stage.config, work_dir, options,
+                                           init=init))
         return stages
 
     def init_checkpoint(self, run: Run) -> Optional[str]:
@@ -245,7 +249,7 @@ class StagePlanner:
         stages = [self.data_stage(self.protocol.data, 'protocol')]
         chains = set()
         for run in runs:
-            chain = run.seed if self.protocol.pretrain_per_seed else 0
+            chain = self.chain_seed(run.seed)
             if run.row.init == 'pretrain' and chain not in chains:
                 if not chains:
                     stages.append(self.data_stage(self.protocol.pretrain_data, 'pretrain'))
