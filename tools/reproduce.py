@@ -8,7 +8,9 @@ Every training and test goes through tools/train.py and tools/test.py in a subpr
 The harness is resumable: run the same command again after an interruption and finished stages are skipped, an
 interrupted training continues from its latest checkpoint, shared stages (data, pretraining, the phase-1 runs that
 phase-2 rows start from) run once. It prints which stage runs, the epoch, and the ETA of the table from the measured
-durations, and after every run rewrites ``<out-dir>/report/{results.json,results.md,per_city.png,mmd.png}``.
+durations, and after every run rewrites ``<out-dir>/report/{results.json,results.md,per_city.png,mmd.png}``; the
+page ends with the protocol's comparisons (e.g. whether Full beats the Baseline in the city without a task's labels
+by more than 3 seed stds, and NexusFlow two-phase against its phase-2 control seed by seed).
 ``--include`` merges the runs of earlier reports of the same protocol (e.g. seeds run in another session or on
 another machine) into the table; a run on disk wins over an included one, and the page says how much a run that
 both have moved (the repeatability of a run across sessions).

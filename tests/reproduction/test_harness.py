@@ -187,6 +187,14 @@ def test_protocol_errors_name_the_problem(tmp_path):
         load_protocol(write_protocol(tmp_path, [dict(name='a', label='A', config='missing.py', seeds=1)]))
     with pytest.raises(KeyError, match="no row 'zzz'"):
         expand_runs(load_protocol(write_protocol(tmp_path)), ['zzz'])
+    bad = {"reference 'oracle' is not a row": dict(name='g', row='baseline', reference='oracle', metrics=['map/iou']),
+           "unknown: \\['map/iou'\\]": dict(name='g', row='baseline', reference='full', metrics=['map/iou']),
+           'paired must be True or False': dict(name='g', row='baseline', reference='full',
+                                                metrics=['track/amota'], paired='yes'),
+           r'must be dict\(name, row, reference, metrics': dict(name='g', row='baseline', reference='full')}
+    for message, comparison in bad.items():
+        with pytest.raises(ValueError, match=message):
+            load_protocol(write_protocol(tmp_path, extra=f'comparisons = [{comparison!r}]\n'))
 
 
 def test_run_resume_and_report(tmp_path):
@@ -241,6 +249,48 @@ def test_run_resume_and_report(tmp_path):
     assert '| Two-phase | - → - | - → - | - → - | 0.2 → 0.01 |' in page
     paths = plot(results, protocol, out)
     assert all(osp.getsize(p) > 1000 for p in paths)
+
+
+def test_comparisons_weigh_gaps_against_the_seed_noise_and_pair_seeds(tmp_path):
+    comparisons = [dict(name='Gap', reference='full', row='baseline', metrics=['track/amota', 'map/lanes_iou']),
+                   dict(name='Small gap', reference='full', row='twophase', metrics=['track/amota']),
+                   dict(name='One seed', reference='full', row='scratch', metrics=['track/amota']),
+                   dict(name='Paired', reference='baseline', row='twophase', metrics=['track/boston/amota'],
+                        paired=True)]
+    protocol = load_protocol(write_protocol(tmp_path, extra=f'comparisons = {comparisons!r}\n'))
+
+    def spread_metrics(row, seed):  # full varies less over its seeds than the others
+        value = metrics(row, seed)['track/amota'] - (0.08 * int(seed[4:]) if row == 'full' else 0)
+        return {'track/amota': value, 'track/boston/amota': value / 2, 'map/lanes_iou': 100 * value}
+
+    out = str(tmp_path / 'out')
+    runs = expand_runs(protocol, ['full', 'baseline', 'twophase'], [0, 1]) + expand_runs(protocol, ['scratch'], [0])
+    planner = StagePlanner(protocol, out, python='python')
+    executor = Executor(out, runner=FakeRunner(spread_metrics), echo=lambda line: None,
+                        estimates=dict(data=1, train=1, test=1, analysis=1))
+    executor.run(planner.plan(runs))
+    results = collect(protocol, runs, planner, planner.plan(runs))
+    gap, small, one, paired = results['comparisons']
+    std = 3 * 0.1 / 2 ** 0.5  # 3 x the larger seed std: the baseline's two seeds are 0.1 apart, full's 0.02
+    assert gap['metrics']['track/amota']['gap'] == pytest.approx(0.26)  # full 0.5 / 0.52, baseline 0.2 / 0.3
+    assert gap['metrics']['track/amota']['noise'] == pytest.approx(std)
+    assert gap['metrics']['track/amota']['separated'] and gap['metrics']['map/lanes_iou']['separated']
+    assert small['metrics']['track/amota']['gap'] == pytest.approx(0.16) and not small['metrics']['track/amota'][
+        'separated'], "0.16 < 3 x the two-phase row's std (not full's)"
+    assert one['metrics']['track/amota']['separated'] is None, 'one seed of scratch: undecided'
+    assert paired['seeds'] == ['0', '1']
+    figures = paired['metrics']['track/boston/amota']
+    assert figures['differences'] == pytest.approx([0.05, 0.05]) and (figures['positive'], figures['negative']) == (
+        2, 0)
+    page = markdown(results, protocol)
+    assert '| track/amota | 0.510 ± 0.014 | 0.250 ± 0.071 | +0.260 | 0.212 | yes |' in page
+    assert '| map/lanes_iou | 51.0 ± 1.4 | 25.0 ± 7.1 | +26.0 | 21.2 | yes |' in page
+    assert '| track/amota | 0.510 ± 0.014 | 0.350 ± 0.071 | +0.160 | 0.212 | no |' in page
+    assert '| track/amota | 0.510 ± 0.014 | 0.100 | +0.410 | - | undecided (< 2 seeds) |' in page
+    assert '| track/boston/amota | +0.050 / +0.050 | 0.050 ± 0.000 | 2 / 0 |' in page
+
+    only_full = collect(protocol, runs[:1], planner, planner.plan(runs[:1]))
+    assert only_full['comparisons'] == [], 'a comparison needs both rows'
 
 
 def test_included_reports_fill_the_runs_not_on_disk(tmp_path):

@@ -58,3 +58,15 @@ rows = [
          config=_cfg + 'tiny_nexusflow_twophase_rgeo.py', seeds=1, init='rgeo_baseline', options=phase2,
          group='R-Geo'),
 ]
+
+# What the report checks (tools/reproduce.py, "Comparisons"): under S-Geo the city without track labels is Boston and
+# the one without map labels Singapore. Full must beat the Baseline there by more than 3 seed stds of either row (the
+# protocol discriminates); phase-2 rows start from the Baseline's checkpoint of the same seed, so NexusFlow two-phase
+# is compared with its phase-2 control seed by seed.
+unlabelled_city_metrics = ['track/boston/amota', 'track/boston/recall', 'map/singapore/lanes_iou',
+                           'map/singapore/drivable_iou', 'map/singapore/divider_iou']
+comparisons = [
+    dict(name='Geo-split gap', reference='full', row='baseline', metrics=unlabelled_city_metrics),
+    dict(name='NexusFlow two-phase against its control', reference='phase2_control', row='nexusflow_2p',
+         metrics=unlabelled_city_metrics, paired=True),
+]

@@ -12,3 +12,5 @@ rows = [
     dict(name='nexusflow_2p', label='NexusFlow two-phase', config=_cfg + 'tiny_nexusflow_twophase_sgeo.py', seeds=1,
          init='baseline', options=_one),
 ]
+comparisons = [dict(name='Geo-split gap', reference='full', row='baseline',
+                    metrics=_base_.unlabelled_city_metrics)]

@@ -17,7 +17,10 @@ A protocol is an mmengine config file (``configs/uniad_nexusflow/reproduce/*.py`
   matches the glob ``pattern`` (e.g. an option only the NexusFlow configs have), after ``row_options``;
 * ``rows``: a list of ``dict(name, label, config, seeds, init='pretrain', options={}, group='')``; ``init`` is
   ``'pretrain'``, ``None`` (from scratch) or the name of another row whose checkpoint of the same seed starts this
-  row (phase 2 of two-phase training).
+  row (phase 2 of two-phase training);
+* ``comparisons`` (optional): a list of ``dict(name, row, reference, metrics[, paired=False])`` that the report
+  evaluates (``comparisons.py``): whether ``reference``'s mean differs from ``row``'s by more than 3 seed stds on
+  each of ``metrics`` (keys of :func:`metric_names`), or, with ``paired=True``, ``row - reference`` seed by seed.
 
 :func:`load_protocol` validates all of it and :func:`expand_runs` turns a selection of rows and seeds into the
 ordered list of runs, phase-1 dependencies first.
@@ -31,9 +34,20 @@ from mmengine.config import Config
 
 from ..datasets.synthetic.styles import vehicle_weights
 
+CITIES = ('boston', 'singapore')
+TRACK_KEYS = ('amota', 'amotp', 'recall', 'ids')
+MAP_KEYS = ('lanes_iou', 'drivable_iou', 'divider_iou', 'crossing_iou')
 DATA_KEYS = ('root', 'scenes_per_city', 'samples_per_scene', 'seed', 'img_size')
 OPTIONAL_DATA_KEYS = ('vehicle_mix', )
 ROW_KEYS = {'name', 'label', 'config', 'seeds', 'init', 'options', 'group'}
+
+
+def metric_names() -> List[str]:
+    """The metric keys of the tables, overall then per city (``track/amota``, ``track/boston/amota``, ...)."""
+    names = [f'track/{k}' for k in TRACK_KEYS] + [f'map/{k}' for k in MAP_KEYS]
+    for city in CITIES:
+        names += [f'track/{city}/{k}' for k in TRACK_KEYS] + [f'map/{city}/{k}' for k in MAP_KEYS]
+    return names
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,16 @@ class PretrainStage:
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """Two rows compared on some metrics: ``reference`` against ``row``, by their means or seed by seed."""
+    name: str
+    row: str
+    reference: str
+    metrics: Tuple[str, ...]
+    paired: bool = False
+
+
+@dataclass(frozen=True)
 class Protocol:
     name: str
     path: str
@@ -84,6 +108,7 @@ class Protocol:
     pretrain_per_seed: bool = False
     row_options: Dict[str, object] = field(default_factory=dict)
     config_options: Tuple[Tuple[str, Dict[str, object]], ...] = ()
+    comparisons: Tuple[Comparison, ...] = ()
 
     def row(self, name: str) -> Row:
         for row in self.rows:
@@ -183,6 +208,29 @@ def _config_options(value, rows: Tuple[Row, ...], path: str) -> Tuple[Tuple[str,
     return tuple((str(pattern), dict(options)) for pattern, options in value.items())
 
 
+def _comparisons(value, names: List[str], path: str) -> Tuple[Comparison, ...]:
+    keys = {'name', 'row', 'reference', 'metrics', 'paired'}
+    known = metric_names()
+    comparisons = []
+    for index, entry in enumerate(value):
+        where = f'{path}: comparisons[{index}]'
+        if not isinstance(entry, dict) or not keys - {'paired'} <= set(entry) or not set(entry) <= keys:
+            raise ValueError(f'{where} must be dict(name, row, reference, metrics[, paired]), got {entry!r}')
+        for key in ('row', 'reference'):
+            if entry[key] not in names:
+                raise ValueError(f'{where}: {key} {entry[key]!r} is not a row of the protocol ({names})')
+        metrics = entry['metrics']
+        unknown = [m for m in metrics if m not in known] if isinstance(metrics, (list, tuple)) else [metrics]
+        if unknown or not metrics:
+            raise ValueError(f'{where}: metrics must be a non-empty list of table metrics such as '
+                             f"'track/boston/amota' or 'map/singapore/lanes_iou'; unknown: {unknown}")
+        if not isinstance(entry.get('paired', False), bool):
+            raise ValueError(f'{where}: paired must be True or False, got {entry["paired"]!r}')
+        comparisons.append(Comparison(str(entry['name']), entry['row'], entry['reference'], tuple(metrics),
+                                      entry.get('paired', False)))
+    return tuple(comparisons)
+
+
 def load_protocol(path: str) -> Protocol:
     """Read and validate the protocol config at ``path`` (see the module docstring)."""
     if not osp.isfile(path):
@@ -212,7 +260,8 @@ def load_protocol(path: str) -> Protocol:
             raise ValueError(f'{path}: row {row.name!r} cannot start from itself')
     return Protocol(name=osp.splitext(osp.basename(path))[0], path=path, data=_data_spec(cfg.data, f'{path}: data'),
                     rows=rows, pretrain_data=pretrain_data, pretrain_stages=pretrain_stages, pretrain_per_seed=per_seed,
-                    row_options=dict(cfg.get('row_options', {})), config_options=config_options)
+                    row_options=dict(cfg.get('row_options', {})), config_options=config_options,
+                    comparisons=_comparisons(cfg.get('comparisons', []), names, path))
 
 
 def expand_runs(protocol: Protocol, row_names: Optional[Sequence[str]] = None,

@@ -6,6 +6,7 @@ page and plots.
     {protocol, generated, rows: {row: {label, group, seeds: {seed: {metrics, mmd, spread, diagnostics, seconds,
                                                                     machine}}}},
      summary: {row: {metric: {mean, std, n}}}, budget: {stage kind: seconds},
+     comparisons: [...],                                                            # see comparisons.py
      included: [{path, generated, budget,                                          # with ``--include``
                  repeats: {row/seed<k>: {difference: {metric: now - earlier}, machines: [now, earlier]}}}]}
 
@@ -18,28 +19,17 @@ its vector instructions, torch; None in reports made before it was recorded).
 """
 import glob
 import json
-import math
 import os.path as osp
 import time
 from typing import Dict, List, Optional, Sequence
 
-from .protocol import Protocol, Run
+from .comparisons import compare, comparison_lines, mean_std
+from .protocol import CITIES, MAP_KEYS, TRACK_KEYS, Protocol, Run, metric_names
 from .stages import METRICS, read_done
 
-CITIES = ('boston', 'singapore')
-TRACK_KEYS = ('amota', 'amotp', 'recall', 'ids')
-MAP_KEYS = ('lanes_iou', 'drivable_iou', 'divider_iou', 'crossing_iou')
 MMD_FEATURES = ('taps/track', 'taps/map', 'embeddings/track', 'embeddings/map', 'latents/track', 'latents/map')
 SPREAD_FEATURES = MMD_FEATURES[2:]
 CITY_PAIR = 'boston~singapore'
-
-
-def metric_names() -> List[str]:
-    """The metric keys of the tables, overall then per city (``track/amota``, ``track/boston/amota``, ...)."""
-    names = [f'track/{k}' for k in TRACK_KEYS] + [f'map/{k}' for k in MAP_KEYS]
-    for city in CITIES:
-        names += [f'track/{city}/{k}' for k in TRACK_KEYS] + [f'map/{city}/{k}' for k in MAP_KEYS]
-    return names
 
 
 def _features(analysis_dir: str) -> Dict[str, dict]:
@@ -95,16 +85,6 @@ def collect_run(run_dir: str) -> Optional[dict]:
     return dict(metrics=metrics, mmd=_mmd(osp.join(run_dir, 'analysis')), spread=_spread(run_dir),
                 diagnostics=_diagnostics(osp.join(run_dir, 'train')),
                 seconds=dict(train=train.get('seconds'), test=test.get('seconds')), machine=train.get('machine'))
-
-
-def mean_std(values: Sequence[float]) -> dict:
-    """``{mean, std, n}`` over the finite values; ``std`` is the sample std (ddof 1), 0 for one value."""
-    values = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    if not values:
-        return dict(mean=float('nan'), std=float('nan'), n=0)
-    mean = sum(values) / len(values)
-    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
-    return dict(mean=mean, std=math.sqrt(var), n=len(values))
 
 
 def _read_report(path: str, protocol: Protocol) -> dict:
@@ -186,6 +166,7 @@ def collect(protocol: Protocol, runs: Sequence[Run], planner, stages: Sequence, 
             budget[stage.kind] = budget.get(stage.kind, 0.0) + done['seconds']
     results = dict(protocol=protocol.path, generated=time.strftime('%Y-%m-%d %H:%M:%S'), rows=rows,
                    summary=summarise(rows), budget=budget)
+    results['comparisons'] = compare(results, protocol.comparisons)
     if included:
         results['included'] = included
     return results
@@ -236,7 +217,8 @@ def _included_lines(results: dict) -> List[str]:
 
 
 def markdown(results: dict, protocol: Protocol) -> str:
-    """The tables of the result page: overall, per city, MMD; mean ± std over seeds (n = seeds)."""
+    """The tables of the result page: overall, per city, MMD, spread, the protocol's comparisons; mean ± std over
+    seeds (n = seeds)."""
     order = [row.name for row in protocol.rows if row.name in results['summary']]
     label = {name: results['rows'][name]['label'] for name in order}
     stats = results['summary']
@@ -268,6 +250,8 @@ def markdown(results: dict, protocol: Protocol) -> str:
                      + ['', '### Boston–Singapore MMD² of the task features and latents', ''] + mmd
                      + (['', '### Spread of NexusFlow\'s embeddings and latents (mean per-dimension std over the val '
                          'scenes at fixed parameters, start of the run → end)', ''] + spread if spread_rows else [])
+                     + (['', '### Comparisons'] + comparison_lines(results['comparisons'], label)
+                        if results.get('comparisons') else [])
                      + ([''] + [f'Measured compute: {budget} (total {total:.2f} h on this machine).'] * bool(budget)
                         + _included_lines(results))
                      + [''])
