@@ -5,7 +5,7 @@
 # Rows: the ones whose configs are size-agnostic (MTPSL's and JTR's tiny configs are sized for a 50x50 BEV).
 # Measured (docs/reproduction/README.md, sixth to ninth sessions): seeds 0, 1, 2 of full, baseline, phase2_control,
 # nexusflow_2p on one chain (and seeds 0, 1 on a chain trained on another machine); seed 0 of nexusflow_1p; not yet:
-# spread_floor. One chain per seed: synth_geo_table_noleak_bev100_perseed.py.
+# spread_floor. One chain per seed: synth_geo_table_noleak_bev100_perseed.py (seeds 0, 1 measured, tenth session).
 _base_ = ['./synth_geo_table_noleak.py']
 pretrain = dict(
     config='configs/uniad_nexusflow/reproduce/tiny_pretrain_track_sgeo_bev100.py',
