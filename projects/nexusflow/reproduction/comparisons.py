@@ -1,4 +1,5 @@
-"""The comparisons a protocol asks of its table: is a gap larger than the seed noise, does a row beat its control.
+"""The comparisons a protocol asks of its table: is a gap larger than the seed noise, does a row beat its control
+(computed here, rendered by ``results.markdown``).
 
 * unpaired (``paired=False``): ``reference - row`` of the means over each row's seeds, against three times the
   larger of the two seed stds (the issue's discrimination criterion, e.g. Full against the Baseline in the city
@@ -15,7 +16,7 @@
 import math
 from typing import Dict, List, Sequence
 
-from .protocol import Comparison
+from .protocol import Comparison, metric_digits
 
 SEPARATION = 3.0
 
@@ -49,7 +50,7 @@ def _paired(rows: Dict[str, dict], comparison: Comparison) -> dict:
     for metric in comparison.metrics:
         differences = [row[s]['metrics'].get(metric, float('nan')) - reference[s]['metrics'].get(metric, float('nan'))
                        for s in seeds]
-        shown = [round(d, _digits(metric)) for d in differences]  # a sign below the table's precision is a tie
+        shown = [round(d, metric_digits(metric)) for d in differences]  # a sign below the table's precision is a tie
         figures[metric] = dict(differences=differences, mean_std=mean_std(differences),
                                positive=sum(d > 0 for d in shown), negative=sum(d < 0 for d in shown))
     return dict(seeds=seeds, metrics=figures)
@@ -69,45 +70,3 @@ def compare(results: dict, comparisons: Sequence[Comparison]) -> List[dict]:
             entry['metrics'] = _unpaired(results['summary'], comparison)
         entries.append(entry)
     return entries
-
-
-def _digits(metric: str) -> int:
-    return 0 if metric.endswith('/ids') else 1 if metric.startswith('map/') else 3
-
-
-def _value(value: float, metric: str, sign: bool = False) -> str:
-    digits = _digits(metric)
-    return f'{round(value, digits) + 0.0:{"+" if sign else ""}.{digits}f}'  # + 0.0: no "-0.0"
-
-
-def _stat(stat: dict, metric: str) -> str:
-    if stat['n'] == 0:
-        return '-'
-    return _value(stat['mean'], metric) + (f' ± {_value(stat["std"], metric)}' if stat['n'] > 1 else '')
-
-
-def comparison_lines(entries: Sequence[dict], labels: Dict[str, str]) -> List[str]:
-    """Markdown of ``entries`` (``compare``'s output): one table per comparison."""
-    lines = []
-    for entry in entries:
-        row, reference = labels[entry['row']], labels[entry['reference']]
-        if entry['paired']:
-            lines += ['', f'**{entry["name"]}**: {row} − {reference}, seed by seed (seeds '
-                      f'{", ".join(entry["seeds"])}; same starting checkpoint per seed)', '',
-                      '| metric | per seed | mean ± std | positive / negative (at the precision shown) |',
-                      '|---|---|---|---|']
-            for metric, figures in entry['metrics'].items():
-                per_seed = ' / '.join(_value(d, metric, sign=True) for d in figures['differences'])
-                lines.append(f'| {metric} | {per_seed} | {_stat(figures["mean_std"], metric)} | '
-                             f'{figures["positive"]} / {figures["negative"]} |')
-        else:
-            lines += ['', f'**{entry["name"]}**: {reference} − {row}, against {SEPARATION:g} × the larger seed std',
-                      '', f'| metric | {reference} | {row} | gap | {SEPARATION:g} × std | gap > {SEPARATION:g} × std |',
-                      '|---|---|---|---|---|---|']
-            for metric, figures in entry['metrics'].items():
-                noise = '-' if figures['noise'] is None else _value(figures['noise'], metric)
-                verdict = {None: 'undecided (< 2 seeds)', True: 'yes', False: 'no'}[figures['separated']]
-                lines.append(f'| {metric} | {_stat(figures["reference"], metric)} | '
-                             f'{_stat(figures["row"], metric)} | {_value(figures["gap"], metric, sign=True)} | '
-                             f'{noise} | {verdict} |')
-    return lines

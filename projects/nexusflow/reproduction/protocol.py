@@ -50,6 +50,11 @@ def metric_names() -> List[str]:
     return names
 
 
+def metric_digits(metric: str) -> int:
+    """Decimals of ``metric`` in the tables: counts (IDS) 0, map IoU (in %) 1, tracking scores 3."""
+    return 0 if metric.endswith('/ids') else 1 if metric.startswith('map/') else 3
+
+
 @dataclass(frozen=True)
 class DataSpec:
     """Arguments of ``tools/create_data.py synthetic`` for one synthetic set."""

@@ -23,8 +23,8 @@ import os.path as osp
 import time
 from typing import Dict, List, Optional, Sequence
 
-from .comparisons import compare, comparison_lines, mean_std
-from .protocol import CITIES, MAP_KEYS, TRACK_KEYS, Protocol, Run, metric_names
+from .comparisons import SEPARATION, compare, mean_std
+from .protocol import CITIES, MAP_KEYS, TRACK_KEYS, Protocol, Run, metric_digits, metric_names
 from .stages import METRICS, read_done
 
 MMD_FEATURES = ('taps/track', 'taps/map', 'embeddings/track', 'embeddings/map', 'latents/track', 'latents/map')
@@ -172,12 +172,15 @@ def collect(protocol: Protocol, runs: Sequence[Run], planner, stages: Sequence, 
     return results
 
 
-def _cell(stat: dict, scale: float = 1.0, digits: int = 3) -> str:
+def _number(value: float, digits: int, sign: bool = False) -> str:
+    """``value`` at ``digits`` decimals; one that rounds to zero prints without a minus sign."""
+    return f'{round(value, digits) + 0.0:{"+" if sign else ""}.{digits}f}'
+
+
+def _cell(stat: dict, digits: int = 3) -> str:
     if stat['n'] == 0:
         return '-'
-    if stat['n'] == 1:
-        return f'{stat["mean"] * scale:.{digits}f}'
-    return f'{stat["mean"] * scale:.{digits}f} ± {stat["std"] * scale:.{digits}f}'
+    return _number(stat['mean'], digits) + (f' ± {_number(stat["std"], digits)}' if stat['n'] > 1 else '')
 
 
 def _sig(stat: dict) -> str:
@@ -216,6 +219,34 @@ def _included_lines(results: dict) -> List[str]:
     return lines
 
 
+def _comparison_lines(entries: Sequence[dict], labels: Dict[str, str]) -> List[str]:
+    """Markdown of the protocol's comparisons (``comparisons.compare``'s entries): one table each."""
+    lines = []
+    for entry in entries:
+        row, reference = labels[entry['row']], labels[entry['reference']]
+        if entry['paired']:
+            lines += ['', f'**{entry["name"]}**: {row} − {reference}, seed by seed (seeds '
+                      f'{", ".join(entry["seeds"])}; same starting checkpoint per seed)', '',
+                      '| metric | per seed | mean ± std | positive / negative (at the precision shown) |',
+                      '|---|---|---|---|']
+            for metric, figures in entry['metrics'].items():
+                digits = metric_digits(metric)
+                per_seed = ' / '.join(_number(d, digits, sign=True) for d in figures['differences'])
+                lines.append(f'| {metric} | {per_seed} | {_cell(figures["mean_std"], digits)} | '
+                             f'{figures["positive"]} / {figures["negative"]} |')
+        else:
+            lines += ['', f'**{entry["name"]}**: {reference} − {row}, against {SEPARATION:g} × the larger seed std',
+                      '', f'| metric | {reference} | {row} | gap | {SEPARATION:g} × std | gap > {SEPARATION:g} × std |',
+                      '|---|---|---|---|---|---|']
+            for metric, figures in entry['metrics'].items():
+                digits = metric_digits(metric)
+                noise = '-' if figures['noise'] is None else _number(figures['noise'], digits)
+                verdict = {None: 'undecided (< 2 seeds)', True: 'yes', False: 'no'}[figures['separated']]
+                lines.append(f'| {metric} | {_cell(figures["reference"], digits)} | {_cell(figures["row"], digits)} | '
+                             f'{_number(figures["gap"], digits, sign=True)} | {noise} | {verdict} |')
+    return lines
+
+
 def markdown(results: dict, protocol: Protocol) -> str:
     """The tables of the result page: overall, per city, MMD, spread, the protocol's comparisons; mean ± std over
     seeds (n = seeds)."""
@@ -226,18 +257,19 @@ def markdown(results: dict, protocol: Protocol) -> str:
     def n(name: str) -> str:
         return str(len(results['rows'][name]['seeds']))
 
+    overall_keys = [f'track/{k}' for k in TRACK_KEYS] + [f'map/{k}' for k in MAP_KEYS]
     overall = _table(['row', 'seeds', 'AMOTA', 'AMOTP (m)', 'recall', 'IDS', 'lanes IoU', 'drivable IoU',
                       'divider IoU', 'crossing IoU'],
-                     [[label[r], n(r)] + [_cell(stats[r][f'track/{k}'], digits=0 if k == 'ids' else 3)
-                                          for k in TRACK_KEYS]
-                      + [_cell(stats[r][f'map/{k}'], digits=1) for k in MAP_KEYS] for r in order])
+                     [[label[r], n(r)] + [_cell(stats[r][key], metric_digits(key)) for key in overall_keys]
+                      for r in order])
     city_columns = ('AMOTA', 'recall', 'lanes IoU', 'drivable IoU')
     per_city = _table(['row'] + [f'{what} {city.capitalize()}' for what in city_columns for city in CITIES],
-                      [[label[r]] + [_cell(stats[r][f'track/{c}/{k}']) for k in ('amota', 'recall') for c in CITIES]
-                       + [_cell(stats[r][f'map/{c}/{k}'], digits=1) for k in ('lanes_iou', 'drivable_iou')
-                          for c in CITIES] for r in order])
+                      [[label[r]] + [_cell(stats[r][key], metric_digits(key))
+                                     for key in [f'track/{c}/{k}' for k in ('amota', 'recall') for c in CITIES]
+                                     + [f'map/{c}/{k}' for k in ('lanes_iou', 'drivable_iou') for c in CITIES]]
+                       for r in order])
     mmd = _table(['row'] + [f'MMD² B~S {f}' for f in MMD_FEATURES],
-                 [[label[r]] + [_cell(stats[r][f'mmd/{f}'], digits=4) for f in MMD_FEATURES] for r in order])
+                 [[label[r]] + [_cell(stats[r][f'mmd/{f}'], 4) for f in MMD_FEATURES] for r in order])
     spread_rows = [r for r in order if any(stats[r][f'spread/{f}/{w}']['n'] for f in SPREAD_FEATURES
                                            for w in ('start', 'end'))]
     spread = _table(['row'] + [f'std {f}' for f in SPREAD_FEATURES],
@@ -250,7 +282,7 @@ def markdown(results: dict, protocol: Protocol) -> str:
                      + ['', '### Boston–Singapore MMD² of the task features and latents', ''] + mmd
                      + (['', '### Spread of NexusFlow\'s embeddings and latents (mean per-dimension std over the val '
                          'scenes at fixed parameters, start of the run → end)', ''] + spread if spread_rows else [])
-                     + (['', '### Comparisons'] + comparison_lines(results['comparisons'], label)
+                     + (['', '### Comparisons'] + _comparison_lines(results['comparisons'], label)
                         if results.get('comparisons') else [])
                      + ([''] + [f'Measured compute: {budget} (total {total:.2f} h on this machine).'] * bool(budget)
                         + _included_lines(results))
